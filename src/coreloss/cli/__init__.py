@@ -1,0 +1,62 @@
+"""The ``coreloss`` command: a thin typer layer over the package.
+
+Each sub-module registers its commands on the one app through ``register(app)``. User errors
+(:class:`coreloss.errors.CorelossError`, bad files, missing inputs) print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from coreloss import __version__
+from coreloss.errors import CorelossError
+
+_COMMAND_MODULES = ("structures", "sites", "dataset", "models", "measured")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="coreloss: O K-edge ELNES/XANES -> local O-site properties, and back.")
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"coreloss {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """coreloss command line."""
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"coreloss.cli.{_name}").register(app)
+
+
+def main() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        app(standalone_mode=False)
+    except CorelossError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

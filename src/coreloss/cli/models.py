@@ -1,0 +1,5 @@
+"""CLI commands for models (filled in by its issue)."""
+
+
+def register(app) -> None:
+    """Add this module's commands to the coreloss app."""

@@ -1,0 +1,75 @@
+"""StructureRecord and the structure-set file (JSON) that later steps read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from coreloss import __version__
+from coreloss.errors import CorelossError
+
+FORMAT = "coreloss-structures/1"
+
+
+@dataclass
+class StructureRecord:
+    """One structure of a set.
+
+    id: unique, stable identifier (e.g. ``zeo-MFI``, ``aflow-A2B_hP9_154_c_a``)
+    source: where it came from (``zeose``, ``aflow``, ``pyxtal``, ``amcsd``, ``generated``,
+            ``folder``, ``materials-project``)
+    citation: what to cite for it
+    meta: anything else (framework code, space group, CHGNet energy, original file, ...)
+    """
+
+    id: str
+    structure: Structure
+    source: str
+    citation: str
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "source": self.source, "citation": self.citation,
+                "meta": self.meta, "structure": self.structure.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StructureRecord":
+        return cls(d["id"], Structure.from_dict(d["structure"]), d["source"], d["citation"],
+                   d.get("meta", {}))
+
+
+def save_structures(records: list[StructureRecord], path: str | Path, extra: dict | None = None) -> None:
+    """Write records atomically (temp file + rename) as one JSON document."""
+    path = Path(path)
+    ids = [r.id for r in records]
+    if len(ids) != len(set(ids)):
+        raise CorelossError("structure ids must be unique")
+    doc = {"format": FORMAT, "coreloss_version": __version__,
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "n_structures": len(records), **(extra or {}),
+           "structures": [r.to_dict() for r in records]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def load_structures(path: str | Path) -> list[StructureRecord]:
+    """Read a structure-set file written by :func:`save_structures`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorelossError(f"structure set not found: {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorelossError(f"{path} is not a coreloss structure set (bad JSON: {exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CorelossError(f"{path} is not a coreloss structure set (format {FORMAT!r} expected)")
+    return [StructureRecord.from_dict(d) for d in doc["structures"]]
