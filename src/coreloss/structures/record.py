@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
@@ -45,7 +46,7 @@ class StructureRecord:
 
 
 def save_structures(records: list[StructureRecord], path: str | Path, extra: dict | None = None) -> None:
-    """Write records atomically (temp file + rename) as one JSON document."""
+    """Write records atomically (temp file + rename) as one JSON document (gzipped for ``.gz``)."""
     path = Path(path)
     ids = [r.id for r in records]
     if len(ids) != len(set(ids)):
@@ -56,8 +57,9 @@ def save_structures(records: list[StructureRecord], path: str | Path, extra: dic
            "structures": [r.to_dict() for r in records]}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh)
+    data = json.dumps(doc).encode()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
     os.replace(tmp, path)
 
 
@@ -67,8 +69,9 @@ def load_structures(path: str | Path) -> list[StructureRecord]:
     if not path.is_file():
         raise CorelossError(f"structure set not found: {path}")
     try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+        doc = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
         raise CorelossError(f"{path} is not a coreloss structure set (bad JSON: {exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CorelossError(f"{path} is not a coreloss structure set (format {FORMAT!r} expected)")
