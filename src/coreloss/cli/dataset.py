@@ -1,5 +1,91 @@
-"""CLI commands for dataset (filled in by its issue)."""
+"""``coreloss dataset build|info``: compute a dataset with an engine (Dask-parallel, resumable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+dataset_app = typer.Typer(no_args_is_help=True, help="Build and inspect spectrum/label datasets (HDF5).")
+
+
+@dataset_app.command("build")
+def build(
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset file to write (HDF5, e.g. data.h5)."),
+    engine: str = typer.Option("xtb", "--engine", help="Engine name (xtb, gpaw) or module:Class."),
+    structures: Optional[Path] = typer.Option(
+        None, "--structures", "-s", help="Structure set (.json/.json.gz); default: the embedded set."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Local Dask worker processes (0: serial)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
+    engine_param: Optional[List[str]] = typer.Option(
+        None, "--engine-param", "-p", help="Engine parameter key=value (repeatable)."),
+    limit_structures: Optional[int] = typer.Option(
+        None, "--limit-structures", help="Only the N smallest (selected) structures."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated structure ids."),
+    max_atoms: Optional[int] = typer.Option(None, "--max-atoms", help="Skip structures with more atoms."),
+    grid: Optional[str] = typer.Option(
+        None, "--grid", help="Onset-relative grid start:stop:step in eV (default -5:25:0.1)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute failed sites."),
+    checkpoint_every: int = typer.Option(
+        50, "--checkpoint-every", help="Consolidate finished sites into the HDF5 file every N sites."),
+):
+    """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
+    from rich.console import Console
+
+    from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
+
+    console = Console(stderr=True)
+    id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    report = build_dataset(out, structures, engine=engine,
+                           engine_params=parse_engine_params(engine_param), workers=workers,
+                           scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
+                           limit_structures=limit_structures, max_atoms=max_atoms,
+                           retry_failed=retry_failed, checkpoint_every=checkpoint_every,
+                           console=console)
+    for f in report.new_failures:
+        console.print(f"[red]failed[/red] {f['structure_id']} site {f['site_index']}: {f['reason']}")
+    console.print(f"{report.new_sites} new sites ({len(report.new_failures)} failed) from "
+                  f"{report.structures_done} structures, {report.structures_skipped} already done, "
+                  f"in {report.seconds:.1f} s; {out}: {report.total_sites} sites, "
+                  f"{report.total_failures} failures")
+
+
+@dataset_app.command("info")
+def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+         failures: bool = typer.Option(False, "--failures", help="List every failed site."),
+         csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the labels as CSV.")):
+    """Summarise a dataset: sizes, provenance, label ranges, failures."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from coreloss.dataset import load_dataset
+
+    ds = load_dataset(path)
+    console = Console()
+    p = ds.provenance
+    console.print(f"{path}: {len(ds)} sites from {len(ds.structures)} structures, "
+                  f"{len(ds.failures)} failed sites")
+    console.print(f"engine {p.get('engine')} {p.get('engine_version')} parameters "
+                  f"{p.get('parameters')}; grid {ds.grid.start}..{ds.grid.stop} step {ds.grid.step} eV "
+                  f"({ds.grid.n} points); coreloss {p.get('coreloss_version')}; "
+                  f"created {p.get('created')}, updated {p.get('updated')}")
+    t = Table("label", "unit", "min", "mean", "max", "NaN")
+    for j, (name, unit) in enumerate(zip(ds.label_names, ds.label_units)):
+        col = ds.y[:, j]
+        ok = col[np.isfinite(col)]
+        stats = [f"{f(ok):.4g}" for f in (np.min, np.mean, np.max)] if ok.size else ["-"] * 3
+        t.add_row(name, unit, *stats, str(int(np.sum(~np.isfinite(col)))))
+    console.print(t)
+    for f in ds.failures if failures else ds.failures[:5]:
+        console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}")
+    if csv is not None:
+        ds.to_csv(csv)
+        console.print(f"labels written to {csv}")
 
 
 def register(app) -> None:
     """Add this module's commands to the coreloss app."""
+    app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,411 @@
+"""Build a dataset: every symmetry-unique O site of every structure through an engine, in parallel.
+
+One Dask task per structure (the engine shares its ground state over the structure's sites);
+results stream back with ``as_completed`` and only this (client) process writes them, through
+the crash-safe part files of :mod:`coreloss.dataset_store`. Re-running the same command resumes.
+
+>>> from coreloss.dataset import build_dataset, load_dataset
+>>> build_dataset("quartz.h5", "structs.json", engine="xtb", workers=2)   # doctest: +SKIP
+>>> ds = load_dataset("quartz.h5"); ds.X.shape, ds.y.shape                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coreloss import __version__
+from coreloss.dataset_store import (Dataset, Table, collect, consolidate, load_dataset, now,
+                                    parts_dir, read_header, write_part)
+from coreloss.errors import CorelossError
+from coreloss.labels import ELECTRONIC_LABELS, LABEL_NAMES, LABEL_UNITS
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid
+
+__all__ = ["build_dataset", "load_dataset", "Dataset", "BuildReport", "compute_structure",
+           "resolve_engine", "parse_engine_params", "parse_grid", "select_structures"]
+
+
+# ----------------------------------------------------------------------------- inputs
+def parse_engine_params(items) -> dict:
+    """``["method=GFN1-xTB", "kt=0.01"]`` -> dict; values are JSON when they parse, else strings."""
+    params = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CorelossError(f"bad --engine-param {item!r}: expected key=value")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def parse_grid(text: str | None) -> EnergyGrid:
+    """``"start:stop:step"`` in eV (relative to the onset) -> EnergyGrid; None -> default grid."""
+    if not text:
+        return DEFAULT_GRID
+    try:
+        start, stop, step = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise CorelossError(f"bad --grid {text!r}: expected start:stop:step in eV, e.g. -5:25:0.1")
+    if not (step > 0 and stop > start):
+        raise CorelossError(f"bad --grid {text!r}: need stop > start and step > 0")
+    return EnergyGrid(start, stop, step)
+
+
+def resolve_engine(spec: str, params: dict | None = None):
+    """An engine by registered name (``xtb``, ``gpaw``) or by import path ``module:Class``."""
+    from coreloss.engines import Engine, get_engine
+
+    if ":" not in spec:
+        return get_engine(spec, **(params or {}))
+    mod, _, cls_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(mod), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise CorelossError(f"cannot import engine {spec!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise CorelossError(f"{spec!r} is not a coreloss Engine subclass")
+    return cls(**(params or {}))
+
+
+def select_structures(records, ids=None, limit: int | None = None, max_atoms: int | None = None):
+    """Filter a structure set: ``ids`` (exact), ``max_atoms``, then the ``limit`` smallest.
+
+    The result is ordered smallest structure first (ties keep the set's order).
+    """
+    if ids:
+        known = {r.id for r in records}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise CorelossError(f"unknown structure id(s): {', '.join(missing[:5])}")
+        records = [r for r in records if r.id in set(ids)]
+    if max_atoms is not None:
+        records = [r for r in records if len(r.structure) <= max_atoms]
+    records = sorted(records, key=lambda r: len(r.structure))
+    return records[:limit] if limit is not None else records
+
+
+def _estimate_o_sites(structure) -> int:
+    """Number of symmetry-unique O sites (for the progress bar only; corrected as results arrive)."""
+    try:
+        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+        from coreloss.sites import ANGLE_TOLERANCE, SYMPREC
+        eq = SpacegroupAnalyzer(structure, symprec=SYMPREC, angle_tolerance=ANGLE_TOLERANCE
+                                ).get_symmetry_dataset().equivalent_atoms
+        return len({int(e) for e, s in zip(eq, structure) if s.specie.symbol == "O"})
+    except Exception:  # noqa: BLE001 - an estimate only
+        return sum(1 for s in structure if s.specie.symbol == "O")
+
+
+# ----------------------------------------------------------------------------- the task
+def _reason(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {msg}"[:500]
+
+
+def compute_structure(engine, record: dict, grid: EnergyGrid = DEFAULT_GRID,
+                      only_sites=None) -> dict:
+    """Run ``engine`` on the unique O sites of one structure record (the Dask task).
+
+    Returns ``{structure_id, record, sites: [row], failures: [..], seconds}`` (see
+    :class:`coreloss.dataset_store.Table`). Never raises for a computational failure.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from pymatgen.core import Structure
+
+    from coreloss.engines.base import EngineError
+    from coreloss.sites import o_sites
+
+    sid = record["id"]
+    out = {"structure_id": sid, "record": record, "sites": [], "failures": []}
+    t0 = time.perf_counter()
+
+    def fail(idx, reason):
+        out["failures"].append({"structure_id": sid, "site_index": int(idx), "reason": reason})
+
+    try:
+        structure = Structure.from_dict(record["structure"])
+        sites = o_sites(structure)
+    except Exception as exc:  # noqa: BLE001 - recorded, never fatal
+        fail(-1, "site analysis failed: " + _reason(exc))
+        return out
+    if only_sites is not None and -1 not in only_sites:
+        sites = [s for s in sites if s.index in set(only_sites)]
+    if not sites:
+        out["seconds"] = time.perf_counter() - t0
+        return out
+    try:
+        results = engine.compute_sites(structure, [s.index for s in sites])
+        if len(results) != len(sites):
+            raise EngineError(f"engine returned {len(results)} results for {len(sites)} sites")
+    except Exception as exc:  # noqa: BLE001
+        for s in sites:
+            fail(s.index, _reason(exc))
+        out["seconds"] = time.perf_counter() - t0
+        return out
+    for site, res in zip(sites, results):
+        if isinstance(res, BaseException):
+            fail(site.index, _reason(res))
+            continue
+        try:
+            out["sites"].append(_row(sid, site, res, grid))
+        except Exception as exc:  # noqa: BLE001
+            fail(site.index, "bad engine output: " + _reason(exc))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _row(sid: str, site, res, grid: EnergyGrid) -> dict:
+    energy = np.asarray(res.energy, float)
+    intensity = np.asarray(res.intensity, float)
+    if energy.ndim != 1 or energy.shape != intensity.shape or energy.size < 3:
+        raise ValueError("energy and intensity must be 1-D arrays of equal length")
+    x = res.aligned(grid)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("aligned spectrum is not finite (zero area on the grid?)")
+    missing = [k for k in ELECTRONIC_LABELS if k not in res.labels]
+    if missing:
+        raise ValueError(f"engine labels missing: {missing}")
+    labels = {**site.labels(), **{k: float(res.labels[k]) for k in ELECTRONIC_LABELS}}
+    step = float(np.median(np.diff(energy)))
+    uniform = np.arange(energy.size) * step + energy[0]
+    raw = intensity if np.allclose(uniform, energy, atol=1e-6 * max(1.0, abs(step))) else \
+        np.interp(uniform, energy, intensity)
+    info = {"coordination": int(site.coordination),
+            "equivalent_indices": [int(i) for i in site.equivalent_indices],
+            "neighbors": [[int(j), float(d)] for j, d in site.neighbors],
+            "engine": _jsonable(res.provenance)}
+    return {"structure_id": sid, "site_index": int(site.index), "multiplicity": int(site.multiplicity),
+            "onset": float(res.onset), "y": np.array([labels[k] for k in LABEL_NAMES], float),
+            "x": x, "raw_start": float(energy[0]), "raw_step": step,
+            "raw": raw.astype(np.float32), "info": info}
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ----------------------------------------------------------------------------- the build
+@dataclass
+class BuildReport:
+    """What a build did: sites written now, failures now, totals in the file, wall time (s)."""
+
+    out: Path
+    new_sites: int = 0
+    new_failures: list = field(default_factory=list)
+    total_sites: int = 0
+    total_failures: int = 0
+    structures_done: int = 0
+    structures_skipped: int = 0
+    seconds: float = 0.0
+
+
+def _check_config(stored: dict, config: dict, where: Path) -> None:
+    for key in ("engine", "parameters", "grid"):
+        a, b = stored.get(key), config[key]
+        if key == "grid":
+            a, b = EnergyGrid.from_dict(a) if a else None, EnergyGrid.from_dict(b)
+            same = a is not None and a.matches(b)
+        else:
+            same = a == b
+        if not same:
+            raise CorelossError(f"{where} was built with {key}={json.dumps(stored.get(key))}, not "
+                                f"{json.dumps(config[key])}; use another --out")
+
+
+def _prepare_output(out: Path, config: dict) -> tuple[Path, object, dict]:
+    """Validate ``out`` and its parts folder, take the writer lock; return (parts, lock, created)."""
+    if out.is_dir():
+        raise CorelossError(f"output {out} is a directory; give a file name like data.h5")
+    pdir = parts_dir(out)
+    header = {}
+    if out.exists():
+        header = read_header(out)
+        _check_config(header, config, out)
+    if pdir.exists():
+        run = pdir / "run.json"
+        if not pdir.is_dir() or not run.is_file():
+            raise CorelossError(f"{pdir} exists and is not a coreloss build folder; choose another --out")
+        header = header or json.loads(run.read_text())
+        _check_config(json.loads(run.read_text()), config, pdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pdir.mkdir(exist_ok=True)
+    lock = open(pdir / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise CorelossError(f"another build is writing {out} right now")
+    created = header.get("created") or now()
+    if not (pdir / "run.json").exists():
+        from coreloss.dataset_store import atomic_write_bytes
+        atomic_write_bytes(pdir / "run.json", json.dumps({**config, "created": created}).encode())
+    for stale in [*pdir.glob(".*.tmp"), out.with_name(out.name + ".tmp")]:
+        stale.unlink(missing_ok=True)
+    return pdir, lock, created
+
+
+def _check_same_structures(table: Table, records) -> None:
+    from pymatgen.core import Structure
+    for r in records:
+        if r.id in table.structures:
+            old = Structure.from_dict(table.structures[r.id]["structure"])
+            if not old == r.structure:
+                raise CorelossError(f"structure {r.id!r} differs from the one already in the dataset; "
+                                    "use another --out")
+
+
+def _plan(table: Table, records, retry_failed: bool) -> list[tuple[dict, list | None]]:
+    """(record dict, only_sites or None) for every structure still to compute, smallest first."""
+    todo = [(r.to_dict(), None) for r in records if r.id not in table.structures]
+    if retry_failed:
+        for sid, idx in table.failed_sites().items():
+            todo.append((table.structures[sid], sorted(idx)))
+    return todo
+
+
+def _executor(workers: int, scheduler: str | None):
+    """A dask Client (LocalCluster of single-threaded worker processes unless ``scheduler``)."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise CorelossError(f"cannot connect to the Dask scheduler {scheduler}: {exc}") from exc
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR, env=env)
+    return Client(cluster)
+
+
+def _run_tasks(todo, engine, grid, workers, scheduler):
+    """Yield results (dicts) as tasks finish; failures of a whole task become failure records."""
+    if workers == 0 and not scheduler:  # in-process, serial (debugging)
+        for rec, only in todo:
+            yield compute_structure(engine, rec, grid, only)
+        return
+    from dask.distributed import as_completed
+    client = _executor(workers, scheduler)
+    try:
+        futures = {client.submit(compute_structure, engine, rec, grid, only, pure=False,
+                                 key=f"coreloss-site-{rec['id']}-{i}"): (rec, only)
+                   for i, (rec, only) in enumerate(todo)}
+        for fut in as_completed(futures):
+            rec, only = futures.pop(fut)
+            if fut.status == "finished":
+                yield fut.result()
+            else:
+                reason = "task failed: " + _reason(fut.exception())
+                idx = only if only is not None else [-1]
+                yield {"structure_id": rec["id"], "record": rec, "sites": [],
+                       "failures": [{"structure_id": rec["id"], "site_index": i, "reason": reason}
+                                    for i in idx]}
+            fut.release()
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict | None = None,
+                  workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
+                  ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
+                  retry_failed: bool = False, checkpoint_every: int = 50,
+                  checkpoint_seconds: float = 600.0, console=None) -> BuildReport:
+    """Compute every unique O site of the selected structures into the dataset file ``out``.
+
+    Resumable: re-running with the same engine, parameters and grid continues where a previous
+    (possibly killed) run stopped; anything else is refused. ``structures`` is a structure-set
+    file (default: the embedded default set). ``workers=0`` runs serially in this process.
+    """
+    from rich.console import Console
+
+    from coreloss.structures.record import load_structures
+    t0 = time.perf_counter()
+    console = console or Console(stderr=True)
+    out = Path(out)
+    if structures is None:
+        from coreloss.structures import default_set_path
+        structures = default_set_path()
+    if workers < 0 or checkpoint_every < 1:
+        raise CorelossError("--workers must be >= 0 and --checkpoint-every >= 1")
+    records = select_structures(load_structures(structures), ids, limit_structures, max_atoms)
+    eng = resolve_engine(engine, engine_params)
+    params = _jsonable(eng.params)
+    config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
+    pdir, lock, created = _prepare_output(out, config)
+    try:
+        table, _ = collect(out)
+        _check_same_structures(table, records)
+        todo = _plan(table, records, retry_failed)
+        prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
+                "created": created, "updated": now(),
+                "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
+                "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)"}
+        report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
+        _drive(todo, eng, grid, workers, scheduler, pdir, out, prov, report, checkpoint_every,
+               checkpoint_seconds, console)
+        table = consolidate(out, grid, prov)
+        report.total_sites, report.total_failures = len(table.rows), len(table.failures)
+        for p in (pdir / "run.json", pdir / "lock"):
+            p.unlink(missing_ok=True)
+        try:
+            pdir.rmdir()
+        except OSError:
+            pass
+    finally:
+        lock.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    if not todo:
+        return
+    est = {rec["id"]: (len(only) if only and -1 not in only else None) for rec, only in todo}
+    total = 0
+    for rec, only in todo:
+        if est[rec["id"]] is None:
+            from pymatgen.core import Structure
+            est[rec["id"]] = _estimate_o_sites(Structure.from_dict(rec["structure"]))
+        total += est[rec["id"]]
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("sites  {task.fields[structs]} structures  [red]{task.fields[fails]} failed"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    since, last = 0, time.monotonic()
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{engine.name} -> {out.name}", total=total,
+                            structs=f"0/{len(todo)}", fails=0)
+        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler), 1):
+            write_part(pdir, res)
+            n_done = len(res["sites"]) + len(res["failures"])
+            total += n_done - est[res["structure_id"]]
+            report.new_sites += len(res["sites"])
+            report.new_failures += res["failures"]
+            report.structures_done += 1
+            since += n_done
+            bar.update(task, advance=n_done, total=total, structs=f"{n}/{len(todo)}",
+                       fails=len(report.new_failures))
+            if since >= every or time.monotonic() - last > every_s:
+                consolidate(out, grid, {**prov, "updated": now()})
+                since, last = 0, time.monotonic()
+                if not console.is_terminal:
+                    done = bar.tasks[0].completed
+                    eta = bar.tasks[0].time_remaining
+                    console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} "
+                                  f"structures, {len(report.new_failures)} failed, "
+                                  f"ETA {eta / 3600 if eta else float('nan'):.1f} h")

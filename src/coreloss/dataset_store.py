@@ -1,0 +1,343 @@
+"""On-disk format of a coreloss dataset (HDF5) and its crash-safe part files.
+
+A dataset lives in one HDF5 file (format ``coreloss-dataset/1``, layout in ``docs/dataset.md``).
+While a build runs, every finished structure is first written as one part file
+``<out>.parts/NNNNNN.npz`` (temp file + ``os.replace``: it either exists completely or not at
+all), and the parts are periodically *consolidated*: the HDF5 file plus all parts are merged
+into ``<out>.tmp``, which atomically replaces ``<out>``; only then are the merged parts deleted.
+A ``kill -9`` at any moment therefore loses at most the structures still being computed and
+never duplicates a site: rows are keyed by ``(structure_id, site_index)``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from coreloss.errors import CorelossError
+from coreloss.labels import LABEL_NAMES, LABEL_UNITS
+from coreloss.spectra import EnergyGrid
+
+FORMAT = "coreloss-dataset/1"
+PARTS_SUFFIX = ".parts"
+_STR = h5py.string_dtype()
+_VLEN_F32 = h5py.vlen_dtype(np.float32)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def parts_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + PARTS_SUFFIX)
+
+
+# ----------------------------------------------------------------------------- in-memory state
+@dataclass
+class Table:
+    """Merged build state: successful site rows, failures and structure records, keyed and ordered.
+
+    A row is a dict with ``structure_id, site_index, multiplicity, onset, y (6,), x (n_grid,),
+    raw_start, raw_step, raw (float32), info (JSON-able dict)``; a failure is
+    ``{structure_id, site_index, reason}`` (``site_index`` -1: the whole structure failed).
+    """
+
+    rows: dict = field(default_factory=dict)          # (sid, idx) -> row
+    failures: dict = field(default_factory=dict)      # (sid, idx) -> failure dict
+    structures: dict = field(default_factory=dict)    # sid -> StructureRecord dict
+
+    def add(self, result: dict) -> None:
+        """Merge one structure result (later results win; a success clears a failure)."""
+        sid = result["structure_id"]
+        self.structures[sid] = result["record"]
+        for row in result["sites"]:
+            key = (sid, int(row["site_index"]))
+            self.failures.pop(key, None)
+            self.failures.pop((sid, -1), None)
+            self.rows[key] = row
+        for fail in result["failures"]:
+            key = (sid, int(fail["site_index"]))
+            if key not in self.rows:
+                self.failures[key] = dict(fail)
+
+    def failed_sites(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for sid, idx in self.failures:
+            out.setdefault(sid, []).append(idx)
+        return out
+
+
+# ----------------------------------------------------------------------------- part files
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_part(pdir: Path, result: dict) -> Path:
+    """Write one structure result as the next numbered part file (atomic); return its path."""
+    existing = [int(p.stem) for p in pdir.glob("[0-9]*.npz") if p.stem.isdigit()]
+    path = pdir / f"{max(existing, default=0) + 1:06d}.npz"
+    sites = result["sites"]
+    meta = {k: v for k, v in result.items() if k != "sites"}
+    meta["sites"] = [{**{k: v for k, v in r.items() if k not in ("x", "raw")},
+                      "y": [float(v) for v in r["y"]]} for r in sites]
+    arrays = {"meta": np.array(json.dumps(meta))}
+    for j, r in enumerate(sites):
+        arrays[f"x{j}"] = np.asarray(r["x"], float)
+        arrays[f"raw{j}"] = np.asarray(r["raw"], np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_part(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        for j, r in enumerate(meta["sites"]):
+            r["x"] = npz[f"x{j}"]
+            r["y"] = np.asarray(r["y"], float)
+            r["raw"] = npz[f"raw{j}"]
+    return meta
+
+
+def list_parts(pdir: Path) -> list[Path]:
+    return sorted(p for p in pdir.glob("[0-9]*.npz") if p.stem.isdigit())
+
+
+# ----------------------------------------------------------------------------- HDF5 file
+def is_dataset_file(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as fh:
+            return fh.attrs.get("format") == FORMAT
+    except OSError:
+        return False
+
+
+def read_header(path: Path) -> dict:
+    """File-level provenance of a dataset file (CorelossError if not a coreloss dataset)."""
+    if not is_dataset_file(path):
+        raise CorelossError(f"{path} exists and is not a coreloss dataset; choose another --out")
+    with h5py.File(path, "r") as fh:
+        return json.loads(fh.attrs["provenance"])
+
+
+def read_table(path: Path) -> Table:
+    """Everything stored in a dataset file, as a mergeable :class:`Table`."""
+    t = Table()
+    with h5py.File(path, "r") as fh:
+        for sid, rec in zip(fh["structures/ids"].asstr()[:], fh["structures/records"].asstr()[:]):
+            t.structures[sid] = json.loads(rec)
+        sids = fh["structure_ids"].asstr()[:]
+        X, Y = fh["X"][:], fh["y"][:]
+        site, mult, onset = fh["site_index"][:], fh["multiplicity"][:], fh["onset"][:]
+        info = fh["site_provenance"].asstr()[:]
+        raw, r0, rs = fh["raw/intensity"][:], fh["raw/energy_start"][:], fh["raw/energy_step"][:]
+        for i, sid in enumerate(sids):
+            t.rows[(sid, int(site[i]))] = {
+                "structure_id": sid, "site_index": int(site[i]), "multiplicity": int(mult[i]),
+                "onset": float(onset[i]), "y": Y[i], "x": X[i], "raw_start": float(r0[i]),
+                "raw_step": float(rs[i]), "raw": np.asarray(raw[i], np.float32),
+                "info": json.loads(info[i])}
+        f = fh["failures"]
+        for sid, idx, reason in zip(f["structure_id"].asstr()[:], f["site_index"][:],
+                                    f["reason"].asstr()[:]):
+            t.failures[(sid, int(idx))] = {"structure_id": sid, "site_index": int(idx),
+                                           "reason": reason}
+    return t
+
+
+def write_dataset(path: Path, table: Table, grid: EnergyGrid, provenance: dict) -> None:
+    """Write ``table`` as a complete dataset file, atomically replacing ``path``."""
+    rows = list(table.rows.values())
+    n, g = len(rows), grid.n
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as fh:
+        prov = dict(provenance, n_sites=n, n_failures=len(table.failures),
+                    n_structures=len(table.structures), grid=grid.to_dict(),
+                    label_names=list(LABEL_NAMES), label_units=dict(LABEL_UNITS))
+        fh.attrs["format"] = FORMAT
+        fh.attrs["provenance"] = json.dumps(prov)
+        opts = {"compression": "gzip", "shuffle": True} if n else {}
+        X = np.array([r["x"] for r in rows], float).reshape(n, g)
+        dx = fh.create_dataset("X", data=X, **opts)
+        dx.attrs["unit"] = "1/eV (area-normalised)"
+        dx.attrs["energy_axis"] = "E - onset (eV)"
+        dx.attrs["grid"] = json.dumps(grid.to_dict())
+        fh.create_dataset("energies", data=grid.energies).attrs["unit"] = "eV"
+        dy = fh.create_dataset("y", data=np.array([r["y"] for r in rows], float).reshape(n, 6))
+        dy.attrs["label_names"] = json.dumps(list(LABEL_NAMES))
+        dy.attrs["label_units"] = json.dumps([LABEL_UNITS[k] for k in LABEL_NAMES])
+        fh.create_dataset("structure_ids", data=[r["structure_id"] for r in rows], dtype=_STR)
+        fh.create_dataset("site_index", data=np.array([r["site_index"] for r in rows], np.int64))
+        fh.create_dataset("multiplicity", data=np.array([r["multiplicity"] for r in rows], np.int64))
+        don = fh.create_dataset("onset", data=np.array([r["onset"] for r in rows], float))
+        don.attrs["unit"] = "eV (engine's absolute energy reference)"
+        fh.create_dataset("site_provenance", data=[json.dumps(r["info"]) for r in rows], dtype=_STR)
+        raw = fh.create_group("raw")
+        raw.attrs["description"] = "unaligned engine spectra: E = energy_start + energy_step * k (eV)"
+        raw.create_dataset("energy_start", data=np.array([r["raw_start"] for r in rows], float))
+        raw.create_dataset("energy_step", data=np.array([r["raw_step"] for r in rows], float))
+        vl = raw.create_dataset("intensity", (n,), dtype=_VLEN_F32)
+        for i, r in enumerate(rows):
+            vl[i] = np.asarray(r["raw"], np.float32)
+        st = fh.create_group("structures")
+        st.create_dataset("ids", data=list(table.structures), dtype=_STR)
+        st.create_dataset("records", data=[json.dumps(v) for v in table.structures.values()],
+                          dtype=_STR)
+        fails = list(table.failures.values())
+        fg = fh.create_group("failures")
+        fg.create_dataset("structure_id", data=[f["structure_id"] for f in fails], dtype=_STR)
+        fg.create_dataset("site_index", data=np.array([f["site_index"] for f in fails], np.int64))
+        fg.create_dataset("reason", data=[f["reason"] for f in fails], dtype=_STR)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def consolidate(out: Path, grid: EnergyGrid, provenance: dict) -> Table:
+    """Merge ``out`` (if any) and all part files into ``out`` atomically, then drop the parts."""
+    table, parts = collect(out)
+    if parts or not out.exists():
+        write_dataset(out, table, grid, provenance)
+        for p in parts:
+            p.unlink(missing_ok=True)
+    return table
+
+
+def collect(out: Path) -> tuple[Table, list[Path]]:
+    """Current merged state (file + parts, read-only) and the part files that went into it."""
+    table = read_table(out) if out.exists() else Table()
+    parts = []
+    for p in list_parts(parts_dir(out)):
+        try:
+            table.add(read_part(p))
+        except (OSError, ValueError, KeyError) as exc:  # unreadable part: recomputed later
+            import warnings
+            warnings.warn(f"ignoring unreadable part file {p}: {exc}", stacklevel=2)
+            continue
+        parts.append(p)
+    return table, parts
+
+
+# ----------------------------------------------------------------------------- reading API
+@dataclass
+class Dataset:
+    """A loaded dataset (contract 4). Arrays are row-aligned: one row per O site.
+
+    X: (n, n_grid) onset-aligned, area-normalised spectra (1/eV) on ``grid`` (eV, E - onset)
+    y: (n, 6) labels in ``label_names`` order, units ``label_units``
+    structure_ids, site_index, multiplicity: which O site of which structure (and its multiplicity)
+    onset: (n,) absolute edge onset (eV, engine reference)
+    structures: every structure of the dataset (pymatgen ``Structure`` by id)
+    provenance: file-level provenance; ``site_provenance``: per-row dicts; ``failures``: failed sites
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    grid: EnergyGrid
+    label_names: tuple
+    label_units: tuple
+    structure_ids: np.ndarray
+    site_index: np.ndarray
+    multiplicity: np.ndarray
+    onset: np.ndarray
+    structures: dict
+    provenance: dict
+    site_provenance: list
+    failures: list
+    structure_meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"Dataset({len(self)} sites, {len(set(self.structure_ids.tolist()))} structures, "
+                f"engine={self.provenance.get('engine')!r}, grid={self.grid}, "
+                f"{len(self.failures)} failures)")
+
+    def subset(self, mask) -> "Dataset":
+        """Rows selected by a boolean mask or index array (structures kept only if referenced)."""
+        idx = np.arange(len(self))[np.asarray(mask)]
+        sids = self.structure_ids[idx]
+        keep = set(sids.tolist())
+        return Dataset(self.X[idx], self.y[idx], self.grid, self.label_names, self.label_units,
+                       sids, self.site_index[idx], self.multiplicity[idx], self.onset[idx],
+                       {k: v for k, v in self.structures.items() if k in keep}, dict(self.provenance),
+                       [self.site_provenance[i] for i in idx],
+                       [f for f in self.failures if f["structure_id"] in keep],
+                       {k: v for k, v in self.structure_meta.items() if k in keep}, self.path)
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write one line per site: structure_id, site_index, multiplicity, onset, six labels."""
+        import csv
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["structure_id", "site_index", "multiplicity", "onset_eV"]
+                       + [f"{n} ({u})" for n, u in zip(self.label_names, self.label_units)])
+            for i in range(len(self)):
+                w.writerow([self.structure_ids[i], int(self.site_index[i]), int(self.multiplicity[i]),
+                            f"{self.onset[i]:.4f}"] + [f"{v:.6g}" for v in self.y[i]])
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read a dataset file written by ``coreloss dataset build``."""
+    from pymatgen.core import Structure
+
+    path = Path(path)
+    if not path.is_file():
+        raise CorelossError(f"dataset not found: {path}")
+    if not is_dataset_file(path):
+        raise CorelossError(f"{path} is not a coreloss dataset ({FORMAT!r} HDF5 expected)")
+    with h5py.File(path, "r") as fh:
+        prov = json.loads(fh.attrs["provenance"])
+        grid = EnergyGrid.from_dict(json.loads(fh["X"].attrs["grid"]))
+        names = tuple(json.loads(fh["y"].attrs["label_names"]))
+        units = tuple(json.loads(fh["y"].attrs["label_units"]))
+        structures, meta = {}, {}
+        for sid, rec in zip(fh["structures/ids"].asstr()[:], fh["structures/records"].asstr()[:]):
+            d = json.loads(rec)
+            structures[sid] = Structure.from_dict(d["structure"])
+            meta[sid] = {k: v for k, v in d.items() if k != "structure"}
+        f = fh["failures"]
+        failures = [{"structure_id": s, "site_index": int(i), "reason": r} for s, i, r in
+                    zip(f["structure_id"].asstr()[:], f["site_index"][:], f["reason"].asstr()[:])]
+        return Dataset(
+            X=fh["X"][:].astype(float), y=fh["y"][:].astype(float), grid=grid, label_names=names,
+            label_units=units, structure_ids=np.asarray(fh["structure_ids"].asstr()[:], dtype=str),
+            site_index=fh["site_index"][:].astype(int), multiplicity=fh["multiplicity"][:].astype(int),
+            onset=fh["onset"][:].astype(float), structures=structures, provenance=prov,
+            site_provenance=[json.loads(s) for s in fh["site_provenance"].asstr()[:]],
+            failures=failures, structure_meta=meta, path=path)

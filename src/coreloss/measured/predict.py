@@ -1,0 +1,278 @@
+"""Measured spectra -> the six O-site properties with uncertainty and an out-of-distribution flag.
+
+>>> from coreloss.measured import read_measured, predict_measured, load_model   # doctest: +SKIP
+>>> res = predict_measured(read_measured("si.hspy"), load_model())              # doctest: +SKIP
+>>> res.mean.shape, res.ood.shape                                               # doctest: +SKIP
+
+Pre-processing runs in blocks of ``batch`` spectra (vectorised over pixels), so spectrum images of
+any size stream through with bounded memory; failed pixels carry a reason and NaN predictions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from coreloss import __version__
+from coreloss.errors import CorelossError
+from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
+from coreloss.measured.readers import MeasuredSpectra
+from coreloss.spectra import EnergyGrid
+
+
+def load_model(path=None):
+    """Load an :class:`~coreloss.models.inverse.InverseModel` (default: the shipped pretrained one)."""
+    from coreloss.models.inverse import InverseModel
+    if path is None:
+        import coreloss.models as models
+        finder = getattr(models, "default_inverse_model_path", None)
+        path = finder() if finder is not None else None
+        if path is None or not Path(path).is_file():
+            raise CorelossError("no pretrained inverse model is installed; pass --model MODEL.pt "
+                                "(train one with `coreloss train`)")
+    return InverseModel.load(path)
+
+
+def _find_key(obj, key):
+    if isinstance(obj, dict):
+        if key in obj and isinstance(obj[key], (int, float)):
+            return float(obj[key])
+        for v in obj.values():
+            found = _find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def training_fwhm(model) -> float | None:
+    """Gaussian broadening (FWHM, eV) of the model's training spectra, from its metadata if recorded."""
+    return _find_key(getattr(model, "metadata", {}) or {}, "gaussian_fwhm")
+
+
+def training_envelope(model) -> dict:
+    """Training-spectrum band on the model's grid: ``{"low", "high", "mean", "kind"}``.
+
+    Uses ``metadata["training_envelope"]`` (``q05``/``q95`` or ``min``/``max`` lists) when the model
+    carries it; otherwise approximates a 5-95 % band from the model's PCA (OOD) statistics.
+    """
+    md = getattr(model, "metadata", {}) or {}
+    env = md.get("training_envelope")
+    if env:
+        lo, hi = env.get("q05", env.get("min")), env.get("q95", env.get("max"))
+        kind = "5-95 % of training spectra" if "q05" in env else "min-max of training spectra"
+        return {"low": np.asarray(lo, float), "high": np.asarray(hi, float),
+                "mean": np.asarray(env.get("mean", (np.asarray(lo) + np.asarray(hi)) / 2), float),
+                "kind": kind}
+    ood = getattr(model, "ood_", None)
+    if ood is not None and hasattr(ood, "components_"):
+        sd = np.sqrt(np.sum(ood.variances_[:, None] * ood.components_**2, axis=0))
+        return {"low": ood.mean_ - 1.645 * sd, "high": ood.mean_ + 1.645 * sd, "mean": ood.mean_,
+                "kind": "approx. 5-95 % band of training spectra (PCA, Gaussian)"}
+    return {}
+
+
+@dataclass
+class MeasuredPrediction:
+    """Predictions for every spectrum of a :class:`MeasuredSpectra` (flat order, C order of nav)."""
+
+    mean: np.ndarray  # (n, 6) label units
+    std: np.ndarray  # (n, 6)
+    ood_score: np.ndarray  # (n,)
+    ood: np.ndarray  # (n,) bool (True also for failed pixels)
+    onset: np.ndarray  # (n,) eV
+    snr: np.ndarray  # (n,)
+    reasons: np.ndarray  # (n,) "" or why the pixel failed
+    X: np.ndarray | None  # (n, grid.n) model inputs (kept for single spectra / line scans)
+    nav_shape: tuple
+    grid: EnergyGrid
+    label_names: list
+    label_units: list
+    provenance: dict = field(default_factory=dict)
+    crop_energy: np.ndarray | None = None
+    cropped: np.ndarray | None = None
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.reasons == ""
+
+    def as_map(self, values: np.ndarray) -> np.ndarray:
+        """Reshape a per-spectrum array (n, ...) to the navigation shape."""
+        return np.asarray(values).reshape(tuple(self.nav_shape) + np.asarray(values).shape[1:])
+
+
+def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
+    if lowloss is None:
+        return None
+    if lowloss.n_spectra not in (1, measured.n_spectra):
+        raise CorelossError(f"low-loss {lowloss.source} has {lowloss.n_spectra} spectra, core-loss has "
+                            f"{measured.n_spectra}: give one low-loss or one per pixel")
+    return lowloss.flat()
+
+
+def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
+                     lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
+                     keep_inputs: bool | None = None) -> MeasuredPrediction:
+    """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
+
+    ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
+    ``keep_inputs``: keep the aligned inputs and cropped spectra (default: when <= 1000 spectra).
+    """
+    config = config or PreprocessConfig()
+    if config.training_fwhm_ev is None:
+        config.training_fwhm_ev = training_fwhm(model)
+    grid = model.grid
+    n = measured.n_spectra
+    if n == 0:
+        raise CorelossError(f"{measured.source}: contains no spectra")
+    keep = n <= 1000 if keep_inputs is None else keep_inputs
+    flat = measured.data.reshape(n, measured.energy.size)
+    ll = _lowloss_rows(lowloss, measured)
+    k = len(model.label_names)
+    mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
+    score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    reasons = np.full(n, "", dtype=object)
+    flag = np.ones(n, bool)  # failed pixels count as out of distribution
+    X = np.full((n, grid.n), np.nan) if keep else None
+    cropped, crop_energy, record = [], None, {}
+    bar = task = None
+    if progress and n > batch:
+        from rich.progress import Progress
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(f"mapping {n} spectra", total=n)
+    try:
+        for a in range(0, n, batch):
+            b = min(a + batch, n)
+            low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
+            p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
+                                 keep_cropped=keep)
+            record, crop_energy = p.record, p.energy
+            onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
+            ok = p.valid
+            if ok.any():
+                m, s = model.predict(p.X[ok])
+                sc, fl = model.ood_score(p.X[ok])
+                idx = np.arange(a, b)[ok]
+                mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
+            if keep:
+                X[a:b] = p.X
+                cropped.append(p.cropped)
+            if bar is not None:
+                bar.advance(task, b - a)
+    finally:
+        if bar is not None:
+            bar.stop()
+    threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
+    prov = {"coreloss_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "input": measured.describe(), "lowloss": lowloss.source if lowloss is not None else None,
+            "preprocessing": record, "grid": grid.to_dict(),
+            "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
+                      for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
+            "ood_threshold": threshold, "n_spectra": n, "n_failed": int((reasons != "").sum()),
+            "units": dict(zip(model.label_names, model.label_units))}
+    return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
+                              list(model.label_names), list(model.label_units), prov, crop_energy,
+                              np.concatenate(cropped) if keep and cropped else None)
+
+
+def _nav_index(res: MeasuredPrediction, i: int) -> tuple:
+    return tuple(int(v) for v in np.unravel_index(i, res.nav_shape)) if res.nav_shape else ()
+
+
+def records(res: MeasuredPrediction) -> list[dict]:
+    """One dict per spectrum: nav index, each label's mean/std, OOD score/flag, onset, SNR, status."""
+    out = []
+    for i in range(len(res.reasons)):
+        r = {"index": list(_nav_index(res, i))}
+        for j, name in enumerate(res.label_names):
+            r[name] = None if not np.isfinite(res.mean[i, j]) else float(res.mean[i, j])
+            r[f"{name}_std"] = None if not np.isfinite(res.std[i, j]) else float(res.std[i, j])
+        r["ood_score"] = None if not np.isfinite(res.ood_score[i]) else float(res.ood_score[i])
+        r["ood"] = bool(res.ood[i])
+        r["onset_eV"] = None if not np.isfinite(res.onset[i]) else float(res.onset[i])
+        r["snr"] = None if not np.isfinite(res.snr[i]) else float(res.snr[i])
+        r["status"] = res.reasons[i] or "ok"
+        out.append(r)
+    return out
+
+
+def check_writable(paths, overwrite: bool = False) -> None:
+    """Refuse to overwrite existing results unless ``overwrite``."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise CorelossError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
+
+
+def write_predictions(res: MeasuredPrediction, out_dir, stem: str, overwrite: bool = False) -> list[Path]:
+    """Write ``{stem}_predictions.csv`` and ``{stem}_predictions.json`` (with provenance)."""
+    out_dir = Path(out_dir)
+    csv_path, json_path = out_dir / f"{stem}_predictions.csv", out_dir / f"{stem}_predictions.json"
+    check_writable([csv_path, json_path], overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = records(res)
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index"] + [k for k in rows[0] if k != "index"])
+        for r in rows:
+            w.writerow([":".join(map(str, r["index"]))] + ["" if v is None else v
+                                                         for k, v in r.items() if k != "index"])
+    json_path.write_text(json.dumps({"units": dict(zip(res.label_names, res.label_units)),
+                                     "provenance": res.provenance, "spectra": rows}, indent=1, default=str))
+    return [csv_path, json_path]
+
+
+def results_table(res: MeasuredPrediction, max_rows: int = 40):
+    """A rich Table of the predictions (first ``max_rows`` spectra)."""
+    from rich.table import Table
+    t = Table(title=f"O-site properties ({res.provenance.get('input', {}).get('source', '')})")
+    t.add_column("spectrum")
+    for name, unit in zip(res.label_names, res.label_units):
+        t.add_column(f"{name} [{unit}]", justify="right")
+    for col in ("OOD", "SNR", "onset [eV]"):
+        t.add_column(col, justify="right")
+    for i in range(min(len(res.reasons), max_rows)):
+        idx = ":".join(map(str, _nav_index(res, i))) or "0"
+        if res.reasons[i]:
+            t.add_row(idx, *(["-"] * len(res.label_names)), "failed", "", res.reasons[i])
+            continue
+        vals = [f"{m:.3g} ± {s:.2g}" for m, s in zip(res.mean[i], res.std[i])]
+        t.add_row(idx, *vals, f"[red]yes ({res.ood_score[i]:.3g})[/]" if res.ood[i] else f"no ({res.ood_score[i]:.3g})",
+                  f"{res.snr[i]:.0f}", f"{res.onset[i]:.2f}")
+    return t
+
+
+def plot_spectrum(res: MeasuredPrediction, model, path, index: int = 0) -> Path:
+    """PNG: spectrum ``index`` as the model sees it, over the training envelope, with predictions."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if res.X is None:
+        raise CorelossError("inputs were not kept; call predict_measured(..., keep_inputs=True)")
+    e = res.grid.energies
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    env = training_envelope(model)
+    if env:
+        ax.fill_between(e, env["low"], env["high"], color="0.85", label=env["kind"])
+        ax.plot(e, env["mean"], color="0.5", lw=1, label="training mean")
+    if res.valid[index]:
+        ax.plot(e, res.X[index], color="C3", lw=1.5, label="measured (processed)")
+        txt = "\n".join(f"{n} = {m:.3g} ± {s:.2g} {u}" for n, u, m, s in
+                        zip(res.label_names, res.label_units, res.mean[index], res.std[index]))
+        txt += f"\nOOD: {'YES' if res.ood[index] else 'no'} (score {res.ood_score[index]:.3g})"
+        ax.text(0.98, 0.97, txt, transform=ax.transAxes, ha="right", va="top", fontsize=7,
+                family="monospace", bbox={"fc": "white", "alpha": 0.8, "ec": "0.7"})
+    else:
+        ax.set_title(f"failed: {res.reasons[index]}")
+    ax.set_xlabel("E - onset (eV)")
+    ax.set_ylabel("intensity (unit area, 1/eV)")
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,114 @@
+"""Assemble a structure set: read the sources, check, deduplicate, sort by id.
+
+The default SiO2 set = IZA frameworks (zeose) + AFLOW SiO2 prototypes + pyxtal quartz/cristobalite +
+AMCSD SiO2 minerals (where the shared minerals folder exists) + CHGNet-generated polymorphs (read from
+the embedded default set, or regenerated with ``generate=True``). A user folder (``from_dir``) replaces
+the default sources and is checked as any oxide.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coreloss.errors import CorelossError
+from coreloss.structures import sources
+from coreloss.structures.checks import check_oxide, check_sio2
+from coreloss.structures.dedup import deduplicate
+from coreloss.structures.record import StructureRecord, load_structures
+
+GENERATED = "generated-chgnet"
+
+
+def default_set_path() -> Path:
+    """The embedded default SiO2 structure set shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "data" / "default_structures.json.gz"
+
+
+def shipped_generated() -> list[StructureRecord]:
+    """The CHGNet-generated records of the embedded default set (empty if it is not built yet)."""
+    path = default_set_path()
+    if not path.is_file():
+        return []
+    return [r for r in load_structures(path) if r.source == GENERATED]
+
+
+@dataclass
+class BuildReport:
+    """Result of :func:`build_structure_set`.
+
+    records: the kept records, sorted by id; read: records read per source (before checks);
+    dropped: ``(id, source, reason)``; duplicates: ``(duplicate_id, kept_id)``; parameters: the inputs.
+    """
+
+    records: list[StructureRecord]
+    read: dict = field(default_factory=dict)
+    dropped: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    parameters: dict = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Kept records per source."""
+        return dict(sorted(collections.Counter(r.source for r in self.records).items()))
+
+    def summary(self) -> dict:
+        """JSON-able summary stored in the set file (``extra``)."""
+        return {"parameters": self.parameters, "counts": self.counts(), "read": self.read,
+                "dropped": [list(d) for d in self.dropped],
+                "duplicates": [list(d) for d in self.duplicates]}
+
+
+def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = None,
+                        generate: bool = False, include_generated: bool = True,
+                        from_dir: str | Path | None = None, mp: bool = False, workers: int = 2,
+                        progress: bool = False) -> BuildReport:
+    """Read, check (:func:`check_sio2`, or :func:`check_oxide` for ``from_dir``), deduplicate and sort.
+
+    max_atoms: largest primitive cell kept (atoms); generate: rerun the CHGNet generation (minutes)
+    instead of reading the shipped generated structures; include_generated: add generated structures.
+    """
+    if max_atoms < 1:
+        raise CorelossError("--max-atoms must be positive")
+    dropped: list = []
+    raw: list[StructureRecord] = []
+    minerals = None
+    if from_dir is not None:
+        raw += sources.read_folder(from_dir, dropped)
+    else:
+        minerals = sources.find_minerals_dir(minerals_dir)
+        raw += sources.read_zeose(max_atoms, dropped, progress=progress)
+        raw += sources.read_aflow(dropped, max_atoms)
+        raw += sources.read_pyxtal(dropped)
+        if minerals is not None:
+            raw += sources.read_minerals(minerals, dropped)
+        if include_generated:
+            if generate:
+                from coreloss.structures.generate import generate_sio2
+                raw += generate_sio2(workers=workers, dropped=dropped, progress=progress)
+            else:
+                raw += shipped_generated()
+    if mp:
+        raw += sources.read_materials_project(max_atoms, dropped=dropped)
+    read = dict(sorted(collections.Counter(r.source for r in raw).items()))
+    checked = []
+    for rec in raw:
+        if len(rec.structure) > max_atoms:
+            dropped.append((rec.id, rec.source, f"{len(rec.structure)} atoms > {max_atoms}"))
+            continue
+        reasons = check_oxide(rec.structure) if rec.source == "folder" else check_sio2(rec.structure)
+        if reasons:
+            dropped.append((rec.id, rec.source, "; ".join(reasons)))
+        else:
+            checked.append(rec)
+    ids = collections.Counter(r.id for r in checked)
+    clash = sorted(i for i, n in ids.items() if n > 1)
+    if clash:
+        raise CorelossError(f"duplicate structure ids: {', '.join(clash[:5])} (rename the files)")
+    unique, duplicates = deduplicate(checked)
+    params = {"max_atoms": max_atoms, "generate": generate, "include_generated": include_generated,
+              "from_dir": str(from_dir) if from_dir is not None else None, "mp": mp,
+              "minerals_dir": str(minerals) if minerals is not None else None,
+              "checks": "oxide" if from_dir is not None else "sio2"}
+    return BuildReport(sorted(unique, key=lambda r: r.id), read, sorted(dropped),
+                       sorted(duplicates), params)

@@ -1,0 +1,251 @@
+"""Dataset builder: HDF5 round trip, failures, resume after a real kill -9, refusals, bad inputs.
+
+The storage/resume logic is tested with ``ToyEngine``, a real :class:`Engine` subclass that
+computes a deterministic spectrum from the O site's Si neighbour distances (test-only). The
+real xtb engine is exercised end to end in ``test_dataset_xtb.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from coreloss.dataset import build_dataset, load_dataset
+from coreloss.dataset_store import collect, parts_dir
+from coreloss.engines.base import Engine, EngineError, SiteResult
+from coreloss.errors import CorelossError
+from coreloss.labels import LABEL_NAMES, LABEL_UNITS
+from coreloss.sites import o_sites
+from coreloss.spectra import DEFAULT_GRID, broaden_sticks, onset_energy
+from coreloss.structures.record import StructureRecord, save_structures
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+class ToyEngine(Engine):
+    """Test-only engine: sticks at energies set by the Si-O distances of the site.
+
+    ``delay`` (s per site); ``fail_sites``: site indices that raise EngineError while the file
+    ``fail_marker`` exists (always if no marker); ``crash_natoms``: structures of that size raise.
+    """
+
+    name = "toy"
+
+    def __init__(self, delay=0.0, fail_sites=(), fail_marker=None, crash_natoms=0):
+        super().__init__(delay=delay, fail_sites=list(fail_sites), fail_marker=fail_marker,
+                         crash_natoms=crash_natoms)
+
+    @property
+    def version(self):
+        return "toy-1"
+
+    def compute_sites(self, structure, site_indices):
+        p = self.params
+        if len(structure) == p["crash_natoms"]:
+            raise RuntimeError("toy engine crashed")
+        failing = p["fail_marker"] is None or os.path.exists(p["fail_marker"])
+        energy = np.arange(520.0, 570.0, 0.05)
+        out = []
+        for i in site_indices:
+            time.sleep(p["delay"])
+            if failing and i in p["fail_sites"]:
+                out.append(EngineError(f"SCF did not converge for site {i}"))
+                continue
+            d = sorted(n.nn_distance for n in structure.get_neighbors(structure[i], 2.2))
+            sticks = [532.0 + 8.0 * (x - 1.6) + 4.0 * k for k, x in enumerate(d)] + [545.0]
+            intensity = broaden_sticks(sticks, np.ones(len(sticks)), energy, 1.0, 0.3)
+            onset = onset_energy(energy, intensity)
+            out.append(SiteResult(i, energy, intensity, onset,
+                                  {"mulliken_charge": -0.3 * len(d), "bop": 0.1 * sum(d),
+                                   "excitation_energy": onset},
+                                  {**self.provenance(), "pid": os.getpid(), "t": time.time()}))
+        return out
+
+
+def quartz(scale=1.0, perturb=0.0, seed=0) -> Structure:
+    s = Structure.from_spacegroup("P3_221", Lattice.hexagonal(4.913 * scale, 5.405 * scale),
+                                  ["Si", "O"], [[0.4697, 0, 2 / 3], [0.4135, 0.2669, 0.7858]])
+    if perturb:
+        rng = np.random.default_rng(seed)
+        for i in range(len(s)):
+            s.translate_sites([i], rng.normal(0, perturb, 3), frac_coords=False)
+    return s
+
+
+def write_set(path, structures: dict) -> Path:
+    save_structures([StructureRecord(k, s, "generated", "test") for k, s in structures.items()], path)
+    return path
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    return write_set(tmp_path / "set.json", {"q-a": quartz(), "q-b": quartz(1.02, 0.03, 1)})
+
+
+def cli(*args, env_extra=None, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "coreloss", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120, **kw)
+
+
+def test_round_trip(tmp_path, small_set):
+    out = tmp_path / "d.h5"
+    rep = build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0)
+    ds = load_dataset(out)
+    n = 1 + 6  # quartz: one unique O; perturbed quartz (P1): six
+    assert rep.new_sites == n == len(ds) and rep.total_sites == n
+    assert ds.X.shape == (n, DEFAULT_GRID.n) and ds.y.shape == (n, 6)
+    assert ds.grid.matches(DEFAULT_GRID)
+    assert tuple(ds.label_names) == LABEL_NAMES
+    assert tuple(ds.label_units) == tuple(LABEL_UNITS[k] for k in LABEL_NAMES)
+    assert np.allclose(np.trapezoid(ds.X, dx=ds.grid.step, axis=1), 1.0)
+    p = ds.provenance
+    assert p["engine"] == "toy" and p["engine_version"] == "toy-1" and p["parameters"]["delay"] == 0.0
+    assert p["grid"]["step"] == pytest.approx(0.1) and p["units"]["voronoi_volume"] == "Å^3"
+    assert p["coreloss_version"] and p["created"] and p["n_sites"] == n
+    assert set(ds.structures) == {"q-a", "q-b"} and ds.structures["q-b"] == quartz(1.02, 0.03, 1)
+    assert ds.structure_meta["q-a"]["source"] == "generated"
+    assert ds.failures == [] and not parts_dir(out).exists()
+    # labels: geometric ones from coreloss.sites, electronic ones from the engine, in LABEL_NAMES order
+    sites = {s.index: s for s in o_sites(quartz(1.02, 0.03, 1))}
+    rows = np.nonzero(ds.structure_ids == "q-b")[0]
+    assert sorted(ds.site_index[rows]) == sorted(sites)
+    for r in rows:
+        site = sites[int(ds.site_index[r])]
+        g = site.labels()
+        assert ds.y[r, :3] == pytest.approx([g["bond_length"], g["bond_angle"], g["voronoi_volume"]])
+        assert ds.y[r, LABEL_NAMES.index("mulliken_charge")] == pytest.approx(-0.3 * site.coordination)
+        assert ds.y[r, LABEL_NAMES.index("excitation_energy")] == pytest.approx(ds.onset[r])
+        assert ds.site_provenance[r]["coordination"] == site.coordination == 2
+    assert ds.multiplicity[ds.structure_ids == "q-a"].tolist() == [6]
+    with h5py.File(out) as fh:  # raw spectra kept, units as attributes
+        assert fh["raw/intensity"][0].size == 1000 and fh["onset"].attrs["unit"].startswith("eV")
+        assert json.loads(fh["y"].attrs["label_names"]) == list(LABEL_NAMES)
+    sub = ds.subset(ds.structure_ids == "q-a")
+    assert len(sub) == 1 and set(sub.structures) == {"q-a"}
+    ds.to_csv(tmp_path / "l.csv")
+    lines = (tmp_path / "l.csv").read_text().splitlines()
+    assert len(lines) == n + 1 and lines[0].startswith("structure_id,site_index,multiplicity")
+    # re-running is a no-op that keeps the file as it is
+    before = ds.site_provenance
+    assert build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0).new_sites == 0
+    assert load_dataset(out).site_provenance == before
+
+
+def test_failures_recorded_then_retried(tmp_path):
+    marker = tmp_path / "fail-now"
+    marker.touch()
+    big = quartz().make_supercell([2, 1, 1], in_place=False)
+    sset = write_set(tmp_path / "s.json", {"q-b": quartz(1.0, 0.03, 2), "q-big": big})
+    params = {"fail_sites": [3, 5], "fail_marker": str(marker), "crash_natoms": 18}
+    out = tmp_path / "d.h5"
+    rep = build_dataset(out, sset, engine="test_dataset:ToyEngine", engine_params=params, workers=0)
+    assert rep.new_sites == 4
+    ds = load_dataset(out)
+    fails = {(f["structure_id"], f["site_index"]): f["reason"] for f in ds.failures}
+    big_sites = {("q-big", s.index) for s in o_sites(big)}
+    assert set(fails) == {("q-b", 3), ("q-b", 5)} | big_sites
+    assert "SCF did not converge" in fails[("q-b", 3)]
+    assert all("toy engine crashed" in r for (sid, _), r in fails.items() if sid == "q-big")
+    assert len(ds) == 4 and 3 not in ds.site_index and "q-big" in ds.structures
+    marker.unlink()
+    rep = build_dataset(out, sset, engine="test_dataset:ToyEngine", engine_params=params,
+                        workers=0, retry_failed=True)
+    ds = load_dataset(out)
+    assert rep.new_sites == 2 and len(ds) == 6
+    keys = list(zip(ds.structure_ids.tolist(), ds.site_index.tolist()))
+    assert len(keys) == len(set(keys))  # nothing duplicated
+    assert {f["structure_id"] for f in ds.failures} == {"q-big"}  # still crashing
+
+
+def test_mismatched_engine_parameters_refused(tmp_path, small_set):
+    out = tmp_path / "d.h5"
+    build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0)
+    stamp = out.stat().st_mtime_ns
+    with pytest.raises(CorelossError, match="delay"):
+        build_dataset(out, small_set, engine="test_dataset:ToyEngine",
+                      engine_params={"delay": 0.01}, workers=0)
+    r = cli("dataset", "build", "--engine", "test_dataset:ToyEngine", "-p", "delay=0.01",
+            "--structures", str(small_set), "--out", str(out), "--workers", "0")
+    assert r.returncode == 1 and "use another --out" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    with pytest.raises(CorelossError, match="grid"):
+        from coreloss.spectra import EnergyGrid
+        build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0,
+                      grid=EnergyGrid(-5, 20, 0.1))
+    assert out.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("case", ["missing-structures", "out-is-dir", "out-not-dataset", "bad-param"])
+def test_bad_inputs_one_line_exit_1(tmp_path, small_set, case):
+    args = ["--structures", str(small_set), "--out", str(tmp_path / "d.h5")]
+    foreign = tmp_path / "notes.h5"
+    foreign.write_text("precious, not a dataset")
+    if case == "missing-structures":
+        args[1] = str(tmp_path / "nope.json")
+    elif case == "out-is-dir":
+        args[3] = str(tmp_path)
+    elif case == "out-not-dataset":
+        args[3] = str(foreign)
+    else:
+        args += ["--engine-param", "novalue"]
+    r = cli("dataset", "build", "--engine", "test_dataset:ToyEngine", "--workers", "0", *args)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert foreign.read_text() == "precious, not a dataset"
+    assert not (tmp_path / "d.h5").exists()
+
+
+def _wait_for(pred, timeout):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_resume_after_kill_9(tmp_path):
+    """A real SIGKILL of the build (and its Dask workers); the restart loses and duplicates nothing."""
+    structs = {f"q{k}": quartz(1.0 + 0.01 * k, 0.03, k) for k in range(6)}  # 6 x 6 unique O sites
+    sset = write_set(tmp_path / "s.json", structs)
+    out = tmp_path / "d.h5"
+    cmd = [sys.executable, "-m", "coreloss", "dataset", "build", "--engine", "test_dataset:ToyEngine",
+           "-p", "delay=0.12", "--structures", str(sset), "--out", str(out), "--workers", "1",
+           "--checkpoint-every", "12"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # kill once the first checkpoint is in the HDF5 and more parts are pending
+        assert _wait_for(lambda: out.exists() and len(collect(out)[0].structures) >= 3, 90), \
+            proc.stderr.read1().decode() if proc.poll() is not None else "build too slow"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before, _ = collect(out)
+    assert 3 <= len(before.structures) < 6, "kill came too late to test a resume"
+    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ds = load_dataset(out)
+    keys = list(zip(ds.structure_ids.tolist(), ds.site_index.tolist()))
+    assert len(keys) == len(set(keys)) == 36 and ds.failures == []
+    assert set(ds.structure_ids.tolist()) == set(structs)
+    for (sid, idx), row in before.rows.items():  # earlier results kept as they were, not recomputed
+        i = keys.index((sid, idx))
+        assert ds.site_provenance[i]["engine"]["pid"] == row["info"]["engine"]["pid"]
+        assert np.array_equal(ds.X[i], row["x"]) and np.array_equal(ds.y[i], row["y"], equal_nan=True)
+    pids = {p["engine"]["pid"] for p in ds.site_provenance}
+    assert len(pids) == 2  # one worker before the kill, one after
+    assert not parts_dir(out).exists()
