@@ -161,6 +161,9 @@ def compute_structure(engine, record: dict, grid: EnergyGrid = DEFAULT_GRID,
         except Exception as exc:  # noqa: BLE001
             fail(site.index, "bad engine output: " + _reason(exc))
     out["seconds"] = time.perf_counter() - t0
+    for row in out["sites"]:  # cost bookkeeping: the task's wall time, shared by its sites
+        row["info"].update(task_seconds=round(out["seconds"], 3), task_sites=len(sites),
+                           n_atoms=len(structure))
     return out
 
 
@@ -357,7 +360,7 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
         report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
         _drive(todo, eng, grid, workers, scheduler, pdir, out, prov, report, checkpoint_every,
                checkpoint_seconds, console)
-        table = consolidate(out, grid, prov)
+        table = consolidate(out, grid, {**prov, "updated": now()})
         report.total_sites, report.total_failures = len(table.rows), len(table.failures)
         for p in (pdir / "run.json", pdir / "lock"):
             p.unlink(missing_ok=True)

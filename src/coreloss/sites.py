@@ -3,7 +3,9 @@
 Sites (:func:`o_sites`)
     O atoms are grouped into symmetry orbits with spglib (pymatgen
     :class:`~pymatgen.symmetry.analyzer.SpacegroupAnalyzer`, ``symprec`` = 0.01 Å, angle
-    tolerance 5°; if spglib fails at 0.01 Å it is retried once at 0.1 Å). Each orbit gives one
+    tolerance 5°; if spglib fails at 0.01 Å it is retried once at 0.1 Å). Orbits are spglib's
+    ``crystallographic_orbits`` (symmetry of the primitive cell), so a supercell gives the same
+    unique sites as its primitive cell, with multiplied multiplicities. Each orbit gives one
     :class:`OSite`: its representative is the lowest site index of the orbit, ``multiplicity`` is
     the number of O atoms of the orbit in the cell and ``equivalent_indices`` lists them, so a
     cell-averaged spectrum is ``sum(multiplicity * spectrum) / n_O``.
@@ -172,8 +174,11 @@ def _orbits(structure: Structure, symprec: float) -> list[list[int]]:
                                           angle_tolerance=ANGLE_TOLERANCE).get_symmetry_dataset()
             if data is None:
                 raise ValueError("spglib returned no dataset")
-            equiv = np.asarray(data.equivalent_atoms if hasattr(data, "equivalent_atoms")
-                               else data["equivalent_atoms"])
+            # crystallographic_orbits uses the symmetry of the primitive cell, so the orbits of a
+            # supercell whose lattice breaks a rotation are still complete (equivalent_atoms is not)
+            equiv = np.asarray(getattr(data, "crystallographic_orbits", None)
+                               if getattr(data, "crystallographic_orbits", None) is not None
+                               else data.equivalent_atoms)
             groups: dict[int, list[int]] = {}
             for i, rep in enumerate(equiv):
                 groups.setdefault(int(rep), []).append(i)

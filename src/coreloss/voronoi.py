@@ -19,8 +19,9 @@ from scipy.spatial import ConvexHull, Voronoi, cKDTree
 
 from coreloss.errors import CorelossError
 
-#: starting margin (Å) of periodic images around the cell; grown automatically if too small
-INITIAL_MARGIN = 5.0
+#: starting margin (Å) of periodic images: dense / porous (> 16 Å^3 per atom, e.g. zeolites)
+#: crystals. Only speed depends on it: the margin is grown until the result is certified.
+INITIAL_MARGIN = (5.0, 8.0)
 _MAX_ROUNDS = 6
 
 
@@ -66,8 +67,8 @@ def _cell_volumes(vor: Voronoi, n_atoms: int) -> np.ndarray | None:
     return volumes
 
 
-def _certified(vor: Voronoi, cart: np.ndarray, matrix: np.ndarray) -> bool:
-    """True if every vertex of the central cells is a true vertex of the periodic diagram.
+def _certified(vor: Voronoi, cart: np.ndarray, matrix: np.ndarray) -> tuple[bool, float]:
+    """(ok, largest vertex radius): ok if every vertex of the central cells is a true vertex of the periodic diagram.
 
     A vertex ``v`` of cell ``i`` is true iff no atom of the infinite crystal lies closer to
     ``v`` than ``|v - x_i|``; then no missing image can cut the cell.
@@ -78,7 +79,7 @@ def _certified(vor: Voronoi, cart: np.ndarray, matrix: np.ndarray) -> bool:
     radius = np.linalg.norm(vor.vertices[vidx] - cart[owner], axis=1)
     full = _image_points(cart, matrix, 2.0 * float(radius.max()) + 1e-3)
     nearest = cKDTree(full).query(vor.vertices[vidx], k=1)[0]
-    return bool((nearest >= radius - 1e-8 * (1.0 + radius)).all())
+    return bool((nearest >= radius - 1e-8 * (1.0 + radius)).all()), float(radius.max())
 
 
 def voronoi_volumes(structure, margin: float | None = None) -> np.ndarray:
@@ -86,7 +87,7 @@ def voronoi_volumes(structure, margin: float | None = None) -> np.ndarray:
 
     All atoms take part (no weighting by radius). The volumes sum to ``structure.volume``
     (to ~1e-12 relative). ``margin`` (Å) is the starting image margin (default
-    :data:`INITIAL_MARGIN`); it is enlarged until every cell is certified exact.
+    :data:`INITIAL_MARGIN`, by density); it is enlarged until every cell is certified exact.
     """
     lattice = structure.lattice
     matrix = np.asarray(lattice.matrix, dtype=float)
@@ -96,14 +97,16 @@ def voronoi_volumes(structure, margin: float | None = None) -> np.ndarray:
     n_atoms = len(cart)
     if n_atoms > 1 and cKDTree(cart).query(cart, k=2)[0][:, 1].min() < 1e-3:
         raise CorelossError("structure has overlapping atoms (distance < 0.001 Å)")
-    margin = float(margin or INITIAL_MARGIN)
+    if margin is None:
+        margin = INITIAL_MARGIN[int(lattice.volume / n_atoms > 16.0)]
     for _ in range(_MAX_ROUNDS):
         vor = Voronoi(_image_points(cart, matrix, margin))
         volumes = _cell_volumes(vor, n_atoms)
-        if volumes is not None and _certified(vor, cart, matrix):
+        ok, reach = _certified(vor, cart, matrix) if volumes is not None else (False, 0.0)
+        if ok:
             if abs(volumes.sum() / lattice.volume - 1.0) > 1e-6:  # defensive: face ordering
                 volumes = np.array([ConvexHull(vor.vertices[vor.regions[vor.point_region[i]]]).volume
                                     for i in range(n_atoms)])
             return volumes
-        margin *= 1.5
+        margin = max(1.5 * margin, 2.0 * reach + 0.1)  # 2 * reach always suffices
     raise CorelossError(f"periodic Voronoi tessellation did not converge (margin {margin:.1f} Å)")

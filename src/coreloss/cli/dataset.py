@@ -44,12 +44,16 @@ def build(
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
                            console=console)
-    for f in report.new_failures:
-        console.print(f"[red]failed[/red] {f['structure_id']} site {f['site_index']}: {f['reason']}")
-    console.print(f"{report.new_sites} new sites ({len(report.new_failures)} failed) from "
-                  f"{report.structures_done} structures, {report.structures_skipped} already done, "
-                  f"in {report.seconds:.1f} s; {out}: {report.total_sites} sites, "
-                  f"{report.total_failures} failures")
+    for f in report.new_failures[:20]:
+        console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
+                      soft_wrap=True, markup=False, highlight=False, style="red")
+    if len(report.new_failures) > 20:
+        console.print(f"... and {len(report.new_failures) - 20} more (coreloss dataset info --failures)")
+    summary = (f"{report.new_sites} new sites ({len(report.new_failures)} failed) from "
+               f"{report.structures_done} structures, {report.structures_skipped} already done, "
+               f"in {report.seconds:.1f} s; {out}: {report.total_sites} sites, "
+               f"{report.total_failures} failures")
+    console.print(summary, soft_wrap=True, markup=False, highlight=False)
 
 
 @dataset_app.command("info")
@@ -62,6 +66,7 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
     from rich.table import Table
 
     from coreloss.dataset import load_dataset
+    from coreloss.errors import CorelossError
 
     ds = load_dataset(path)
     console = Console()
@@ -80,8 +85,11 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
         t.add_row(name, unit, *stats, str(int(np.sum(~np.isfinite(col)))))
     console.print(t)
     for f in ds.failures if failures else ds.failures[:5]:
-        console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}")
+        console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
+                      soft_wrap=True, markup=False, highlight=False)
     if csv is not None:
+        if csv.exists():
+            raise CorelossError(f"{csv} exists; not overwriting it")
         ds.to_csv(csv)
         console.print(f"labels written to {csv}")
 

@@ -1,5 +1,193 @@
-"""CLI commands for models (filled in by its issue)."""
+"""``coreloss train | evaluate | simulate``: fit, assess and apply the inverse and forward models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _refuse_existing(paths, force: bool) -> None:
+    from coreloss.errors import CorelossError
+
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        raise CorelossError(f"{existing[0]} already exists; choose another --out or pass --force")
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, indent=2, default=float))
+
+
+def train(
+    data: Path = typer.Argument(..., help="Dataset file (HDF5, `coreloss dataset build`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Inverse model file to write (.pt)."),
+    arch: str = typer.Option("mlp", "--arch", help="Network: mlp or cnn."),
+    members: int = typer.Option(5, "--members", help="Deep-ensemble size."),
+    epochs: int = typer.Option(150, "--epochs", help="Training epochs per member."),
+    hidden: str = typer.Option("256,128", "--hidden", help="Hidden sizes (MLP) / dense size first (CNN)."),
+    test_fraction: float = typer.Option(0.15, "--test-fraction", help="Held-out structures (hash split)."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the structure hash split."),
+    include_test: bool = typer.Option(False, "--include-test", help="Also train on the test structures."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the networks and augmentation."),
+    forward_out: Optional[Path] = typer.Option(None, "--forward-out", help="Also train a forward model."),
+    forward_epochs: int = typer.Option(300, "--forward-epochs", help="Forward-model epochs."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+):
+    """Train the inverse model (deep ensemble) on the training structures of DATA."""
+    import numpy as np
+    from rich.console import Console
+
+    from coreloss.dataset import load_dataset
+    from coreloss.errors import CorelossError
+    from coreloss.evaluate import evaluate_inverse, test_mask
+    from coreloss.models.inverse import InverseModel
+
+    console = Console(stderr=True)
+    if arch not in ("mlp", "cnn"):
+        raise CorelossError(f"--arch must be mlp or cnn, not {arch!r}")
+    try:
+        hidden_t = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        raise CorelossError(f"bad --hidden {hidden!r}: expected comma-separated integers")
+    _refuse_existing([out] + ([forward_out] if forward_out else []), force)
+    ds = load_dataset(data)
+    te = np.zeros(len(ds), bool) if include_test else test_mask(ds.structure_ids, test_fraction, split_seed)
+    tr = ~te
+    console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
+                  f"{int(tr.sum())} sites of {len(np.unique(ds.structure_ids[tr]))} structures")
+    split = {"test_fraction": None if include_test else test_fraction, "seed": split_seed,
+             "train_structures": int(len(np.unique(ds.structure_ids[tr])))}
+    prov = {"dataset": str(data), "dataset_provenance": ds.provenance, "split": split}
+    model = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed,
+                         grid=ds.grid, progress=True)
+    model.fit(ds.X[tr], ds.y[tr], groups=ds.structure_ids[tr], provenance=prov)
+    if not include_test:
+        res = evaluate_inverse(model, ds, test_fraction, split_seed)
+        model.metadata["test_metrics"] = res["metrics"]["test"]
+        model.metadata["coverage_95"] = res["metrics"]["coverage_95"]
+        for name, m in res["metrics"]["test"].items():
+            if m["r2"] is not None:
+                console.print(f"  test {name:18s} R2 {m['r2']:.3f}  MAE {m['mae']:.4g}")
+    model.save(out)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {model.metadata['train_seconds']:.0f} s)")
+    if forward_out:
+        from coreloss.evaluate import spectrum_metrics
+        from coreloss.models.forward import ForwardModel
+
+        fm = ForwardModel(epochs=forward_epochs, seed=seed, grid=ds.grid)
+        fm.fit(ds.structures, ds.X[tr], ds.structure_ids[tr], ds.site_index[tr], provenance=prov)
+        if te.any():
+            pred = fm.predict_features(fm.features(ds.structures, ds.structure_ids[te], ds.site_index[te]))
+            fm.metadata["test_metrics"] = spectrum_metrics(ds.X[te], pred, ds.grid)
+            console.print(f"  forward test cosine {fm.metadata['test_metrics']['cosine_mean']:.4f}")
+        fm.save(forward_out)
+        console.print(f"wrote {forward_out}")
+
+
+def evaluate(
+    data: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (metrics.json, parity.png)."),
+    model_path: Optional[Path] = typer.Option(None, "--model", help="Inverse model (default: shipped)."),
+    cv: bool = typer.Option(False, "--cv", help="Also run group k-fold CV, retraining the model's setup."),
+    folds: int = typer.Option(5, "--folds", help="Folds for --cv."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
+):
+    """Metrics (MAE, RMSE, R2 per label), 95% coverage, OOD rates and a parity plot on DATA."""
+    from rich.console import Console
+
+    from coreloss.dataset import load_dataset
+    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure
+    from coreloss.models import default_inverse_model_path
+    from coreloss.models.inverse import InverseModel
+
+    console = Console(stderr=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _refuse_existing([out / "metrics.json", out / "parity.png"], force)
+    model = InverseModel.load(model_path or default_inverse_model_path())
+    ds = load_dataset(data)
+    split = model.metadata.get("training_provenance", {}).get("split", {})
+    fraction = split.get("test_fraction") or 0.15
+    if split and split.get("test_fraction") is None:
+        console.print("[yellow]warning[/yellow]: this model was trained on all structures; "
+                      "its test metrics are not held-out metrics")
+    res = evaluate_inverse(model, ds, fraction, int(split.get("seed", 0)))
+    metrics = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(model_path or
+               default_inverse_model_path()), "model_metadata": model.metadata, **res["metrics"]}
+    if cv:
+        params = model.get_params()
+        params["hidden"] = tuple(params["hidden"])
+        cvres = cross_validate(ds.X, ds.y, ds.structure_ids,
+                               lambda: InverseModel(grid=ds.grid, **params), n_splits=folds)
+        metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
+    a = res["arrays"]
+    parity_figure(a["y_train"], a["p_train"], a["y_test"], a["p_test"], out / "parity.png",
+                  ds.label_names, ds.label_units, title=f"{Path(data).name}: inverse model")
+    _write_json(out / "metrics.json", metrics)
+    for name, m in res["metrics"]["test"].items():
+        r2 = f"{m['r2']:.3f}" if m["r2"] is not None else "n/a"
+        console.print(f"test {name:18s} R2 {r2}  MAE {m['mae']:.4g}  "
+                      f"95%-coverage {res['metrics']['coverage_95'][name]:.2f}")
+    console.print(f"wrote {out / 'metrics.json'} and {out / 'parity.png'}")
+
+
+def simulate(
+    structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, ... read by pymatgen)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (spectra.csv, sites.csv, spectra.png)."),
+    model_path: Optional[Path] = typer.Option(None, "--model", help="Forward model (default: shipped)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
+):
+    """Predict the O K-edge spectrum of every O site and the multiplicity-weighted total."""
+    import numpy as np
+
+    from coreloss.errors import CorelossError
+    from coreloss.models import default_forward_model_path
+    from coreloss.models.forward import ForwardModel
+
+    if not structure.is_file():
+        raise CorelossError(f"structure file not found: {structure}")
+    try:
+        from pymatgen.core import Structure
+        s = Structure.from_file(str(structure))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+        raise CorelossError(f"cannot read {structure} as a structure: {exc}") from exc
+    model = ForwardModel.load(model_path or default_forward_model_path())
+    files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
+    out.mkdir(parents=True, exist_ok=True)
+    _refuse_existing(files, force)
+    sites, spectra, total = model.predict_structure(s)
+    e = model.grid.energies
+    cols = ["energy_eV"] + [f"O{st.index}" for st in sites] + ["total"]
+    np.savetxt(files[0], np.column_stack([e, spectra.T, total]), delimiter=",", fmt="%.6g",
+               header=",".join(cols), comments="")
+    with open(files[1], "w") as fh:
+        fh.write("site_index,multiplicity,coordination,bond_length_A,bond_angle_deg,voronoi_volume_A3\n")
+        for st in sites:
+            fh.write(f"{st.index},{st.multiplicity},{st.coordination},{st.bond_length:.5f},"
+                     f"{st.bond_angle:.3f},{st.voronoi_volume:.4f}\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for st, sp in zip(sites, spectra):
+        ax.plot(e, sp, lw=0.8, alpha=0.6, label=f"O{st.index} (x{st.multiplicity})")
+    ax.plot(e, total, "k", lw=2, label="total")
+    ax.set_xlabel("E - onset (eV)")
+    ax.set_ylabel("intensity (1/eV, unit area)")
+    ax.set_title(f"{s.composition.reduced_formula}: forward-model O K edge")
+    if len(sites) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(files[2], dpi=120)
+    plt.close(fig)
+    typer.echo(f"{len(sites)} O sites; wrote {', '.join(str(f) for f in files)}")
 
 
 def register(app) -> None:
     """Add this module's commands to the coreloss app."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("simulate")(simulate)

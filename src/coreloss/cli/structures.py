@@ -1,5 +1,124 @@
-"""CLI commands for structures (filled in by its issue)."""
+"""``coreloss structures build|show``: assemble and inspect structure sets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from coreloss.errors import CorelossError
+
+structures_app = typer.Typer(no_args_is_help=True, help="Build and inspect SiO2 structure sets.")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to overwrite anything that is not a coreloss structure set."""
+    from coreloss.structures.record import load_structures
+
+    if out.is_dir():
+        raise CorelossError(f"--out {out} is a directory")
+    if out.exists():
+        try:
+            load_structures(out)
+        except CorelossError:
+            raise CorelossError(f"{out} exists and is not a coreloss structure set; "
+                                "refusing to overwrite it") from None
+        except Exception:
+            raise CorelossError(f"{out} exists and is not a readable coreloss structure set; "
+                                "refusing to overwrite it") from None
+
+
+def _print_report(report, out: Path, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from coreloss.structures.sources import TOO_LARGE
+
+    console = Console()
+    table = Table(title=f"{len(report.records)} structures -> {out}")
+    for col in ("source", "read", "kept"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    counts = report.counts()
+    for src in sorted(set(report.read) | set(counts)):
+        table.add_row(src, str(report.read.get(src, 0)), str(counts.get(src, 0)))
+    console.print(table)
+    size = [d for d in report.dropped if d[2].startswith(TOO_LARGE)]
+    other = [d for d in report.dropped if d not in size]
+    if size:
+        console.print(f"dropped {len(size)} over the size limit "
+                      f"({report.parameters['max_atoms']} atoms in the primitive cell)")
+    for rid, src, reason in other:
+        console.print(f"dropped {rid} ({src}): {reason}", highlight=False)
+    if report.duplicates:
+        console.print(f"{len(report.duplicates)} duplicates merged:", highlight=False)
+        for dup, kept in report.duplicates:
+            console.print(f"  {dup} = {kept}", highlight=False)
+    console.print(f"done in {seconds:.1f} s", highlight=False)
+
+
+@structures_app.command("build")
+def build(
+    out: Path = typer.Option(Path("structures.json"), "--out", "-o",
+                             help="Output structure set (.json, or .json.gz gzipped)."),
+    max_atoms: int = typer.Option(150, "--max-atoms", help="Largest primitive cell kept (atoms)."),
+    generate: bool = typer.Option(False, "--generate",
+                                  help="Regenerate the CHGNet-relaxed AB2-prototype polymorphs (minutes)."),
+    no_generated: bool = typer.Option(False, "--no-generated",
+                                      help="Leave out the generated (CHGNet) polymorphs."),
+    from_dir: Optional[Path] = typer.Option(None, "--from",
+                                            help="Build from a folder of CIF/POSCAR files (any oxide) "
+                                                 "instead of the default SiO2 sources."),
+    mp: bool = typer.Option(False, "--mp", help="Add SiO2 entries of the Materials Project "
+                                                "(needs mp-api and MP_API_KEY)."),
+    minerals: Optional[Path] = typer.Option(None, "--minerals",
+                                            help="Folder of AMCSD CIFs (default: ../shared/data/"
+                                                 "structures/minerals where it exists)."),
+    workers: int = typer.Option(2, "--workers", help="Processes for --generate."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+):
+    """Assemble, check and deduplicate a structure set and write it to --out."""
+    from coreloss.structures.build import build_structure_set
+    from coreloss.structures.record import save_structures
+
+    _check_out(out)
+    if generate and no_generated:
+        raise CorelossError("--generate and --no-generated exclude each other")
+    if generate and from_dir is not None:
+        raise CorelossError("--generate applies to the default SiO2 sources, not to --from")
+    if from_dir is not None and not from_dir.exists():
+        raise CorelossError(f"--from: folder not found: {from_dir}")
+    t0 = time.perf_counter()
+    report = build_structure_set(max_atoms=max_atoms, minerals_dir=minerals, generate=generate,
+                                 include_generated=not no_generated, from_dir=from_dir, mp=mp,
+                                 workers=workers, progress=not quiet)
+    if not report.records:
+        raise CorelossError("no structure passed the checks; nothing written")
+    save_structures(report.records, out, extra={
+        "build": report.summary(), "generated_cache": [r.to_dict() for r in report.generated]})
+    if not quiet:
+        _print_report(report, out, time.perf_counter() - t0)
+
+
+@structures_app.command("show")
+def show(path: Path = typer.Argument(..., help="A structure set file (default set: 'default').")):
+    """Print the records of a structure set: id, source, atoms, space group, formula."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from coreloss.structures import default_set_path, load_structures
+
+    records = load_structures(default_set_path() if str(path) == "default" else path)
+    table = Table(title=f"{len(records)} structures")
+    for col in ("id", "source", "atoms", "space group", "density g/cm3"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.id, r.source, str(len(r.structure)), str(r.meta.get("spacegroup", "")),
+                      f"{float(r.structure.density):.3f}")
+    Console().print(table)
 
 
 def register(app) -> None:
-    """Add this module's commands to the coreloss app."""
+    """Add ``coreloss structures ...`` to the coreloss app."""
+    app.add_typer(structures_app, name="structures")

@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
@@ -168,7 +169,7 @@ class GPAWEngine(Engine):
     def __init__(self, mode: str = "pw", ecut: float = 400.0, xc: str = "PBE", kpts=None,
                  kdensity: float | None = None, min_image_distance: float = 8.0,
                  nbands_above: int | None = None, empty_ev: float = 30.0,
-                 converge_fraction: float = 0.8, gaussian_fwhm: float = 0.5,
+                 converge_fraction: float = 0.8, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, basis: str = "dzp",
                  maxiter: int = 300, log_dir: str | None = None):
         if mode not in ("pw", "fd"):
@@ -209,22 +210,22 @@ class GPAWEngine(Engine):
 
     # -- the engine ----------------------------------------------------------------------
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
-        from coreloss.engines import gpaw_setups
         from pymatgen.io.ase import AseAtomsAdaptor
+
+        from coreloss.engines import gpaw_setups
+        from coreloss.sites import first_shell
 
         _import_gpaw()
         setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
         sites = [int(i) for i in site_indices]
-        out: list = [None] * len(sites)
-        todo = []
-        for k, i in enumerate(sites):
+        for i in sites:
             if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                out[k] = EngineError(f"site {i} is not an O atom of the structure")
-            else:
-                todo.append(k)
-        if not todo:
-            return out
-        sc, index_map = _supercell(structure, self.params["min_image_distance"])
+                raise CorelossError(f"site {i} is not an O atom of this "
+                                    f"{structure.composition.reduced_formula} structure")
+        if not sites:
+            return []
+        sc, _, scale = make_supercell(structure, sites[0], self.params["min_image_distance"])
+        n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
         atoms = AseAtomsAdaptor.get_atoms(sc)
         timings: dict[str, float] = {}
         try:
@@ -232,12 +233,13 @@ class GPAWEngine(Engine):
             e_gs = ground_state_energy(atoms, **self._common("ground_state"))
             timings["ground_state_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            charges, pops, valence = lcao_populations(atoms, self.params["basis"], self.params["xc"],
-                                             txt=self._common("lcao")["txt"])
+            charges, pops, valence = lcao_populations(atoms, self.params["basis"],
+                                                      self.params["xc"],
+                                                      txt=self._common("lcao")["txt"])
             timings["lcao_s"] = time.perf_counter() - t0
         except Exception as exc:  # SCF failure etc.: every site of this structure fails
-            err = EngineError(f"gpaw ground state failed: {type(exc).__name__}: {exc}")
-            return [o if o is not None else err for o in out]
+            msg = f"gpaw ground state failed: {type(exc).__name__}: {exc}".replace("\n", " ")
+            return [EngineError(msg) for _ in sites]
 
         n_occ = int(math.ceil(valence.sum() / 2.0))
         n_empty = self.params["nbands_above"] or n_empty_bands(atoms.get_volume(),
@@ -245,15 +247,21 @@ class GPAWEngine(Engine):
         nbands = n_occ + int(n_empty)
         conv = n_occ + max(1, int(self.params["converge_fraction"] * n_empty))
         base = self.provenance()
-        base.update({"supercell_atoms": len(atoms), "supercell_lattice_A": sc.lattice.abc,
+        base.update({"supercell_matrix": np.diag(scale).tolist(), "supercell_atoms": len(atoms),
                      "setups": {"excited_spectrum": "hch1s", "excited_energy": "fch1s",
                                 "others": "gpaw-data standard", "cache": str(setup_dir)},
-                     "nbands": nbands, "converged_bands": conv, "occupied_bands": n_occ,
+                     "kpts": self._kpts(), "nbands": nbands, "occupied_bands": n_occ,
+                     "convergence": {"bands": conv, "other": "GPAW defaults"},
+                     "lcao": {"basis": self.params["basis"], "kpts": "Gamma (supercell)"},
+                     "dks": "fch1s, charge -1, spin-polarised, fixed magmom 1 on the site",
+                     "broadening": {"profile": "voigt",
+                                    "gaussian_fwhm_eV": self.params["gaussian_fwhm"],
+                                    "lorentzian_fwhm_eV": self.params["lorentzian_fwhm"]},
                      "energy_reference": "DKS excitation energy at the first transition",
                      "units": {"energy": "eV", "mulliken_charge": "e", "bop": "e"}})
-        for k in todo:
-            i = sites[k]
-            j = index_map[i]
+        out: list[SiteResult | EngineError] = []
+        for i in sites:
+            j = i * n_cells
             try:
                 t_site = dict(timings)
                 t0 = time.perf_counter()
@@ -268,75 +276,17 @@ class GPAWEngine(Engine):
                 energy = np.arange(e_st[keep].min() - 8.0, e_max + 5.0, self.params["de"])
                 inten = broaden_sticks(e_st[keep], f_st[keep], energy, self.params["gaussian_fwhm"],
                                        self.params["lorentzian_fwhm"])
-                shell = _first_shell(structure, i)
-                bop = float(sum(pops[j, c] for c in _bonded_copies(sc, j, shell, len(structure))))
+                # first shell on the supercell: distinct atoms; in a cell too small for that, a
+                # cation seen twice is one atom whose Gamma pair population sums all its images
+                shell = first_shell(sc, j)
+                bop = float(sum(pops[j, c] for c in dict.fromkeys(c for c, _ in shell)))
                 prov = dict(base)
                 prov.update({"timings_s": t_site, "supercell_index": j, "first_shell": shell,
                              "spectrum_max_eV": e_max, "E_gs_eV": e_gs, "E_fch_eV": e_exc})
-                out[k] = SiteResult(i, energy, inten, onset_energy(energy, inten),
-                                    {"mulliken_charge": float(charges[j]), "bop": bop,
-                                     "excitation_energy": float(dks)}, prov)
+                out.append(SiteResult(i, energy, inten, onset_energy(energy, inten),
+                                      {"mulliken_charge": float(charges[j]), "bop": bop,
+                                       "excitation_energy": float(dks)}, prov))
             except Exception as exc:
-                out[k] = EngineError(f"gpaw failed on site {i}: {type(exc).__name__}: {exc}")
+                msg = f"gpaw site {i}: {type(exc).__name__}: {exc}".replace("\n", " ")
+                out.append(EngineError(msg))
         return out
-
-
-def _supercell(structure, min_image_distance: float):
-    """Diagonal supercell with all perpendicular widths >= ``min_image_distance`` (Å).
-
-    Returns ``(supercell, index_map)``: ``index_map[i]`` is the supercell index of the copy of
-    site ``i`` at the original position.
-    """
-    try:
-        from coreloss.engines._supercell import make_supercell  # shared helper (xtb engine)
-    except ImportError:
-        make_supercell = None
-    lat = structure.lattice
-    vol = lat.volume
-    widths = [vol / np.linalg.norm(np.cross(lat.matrix[(a + 1) % 3], lat.matrix[(a + 2) % 3]))
-              for a in range(3)]
-    reps = [max(1, int(math.ceil(min_image_distance / w - 1e-9))) for w in widths]
-    del make_supercell
-    sc = structure * reps
-    n = int(np.prod(reps))
-    # pymatgen orders the supercell by original site, then by translation; translation 0 first
-    index_map = []
-    for i in range(len(structure)):
-        block = range(i * n, (i + 1) * n)
-        d = [np.linalg.norm(sc[j].coords - structure[i].coords) for j in block]
-        index_map.append(i * n + int(np.argmin(d)))
-    return sc, index_map
-
-
-def _bonded_copies(sc, j: int, shell, n_prim: int) -> list[int]:
-    """Distinct supercell indices of the first-shell cations ``shell`` [(index, Å)] of atom ``j``.
-
-    In a cell smaller than twice the bond length a cation and its image are one atom; its
-    Gamma-point pair population already sums over images, so it is counted once.
-    """
-    n = len(sc) // n_prim
-    used: list[int] = []
-    for c, d in shell:
-        match = [m for m in range(c * n, (c + 1) * n) if abs(sc.get_distance(j, m) - d) < 1e-3]
-        if not match:
-            raise EngineError(f"first-shell cation {c} at {d:.3f} Å not found in the supercell")
-        fresh = [m for m in match if m not in used]
-        if fresh:
-            used.append(fresh[0])
-    return used
-
-
-def _first_shell(structure, index: int):
-    """First-shell cations of O ``index``: :func:`coreloss.sites.first_shell` when available."""
-    try:
-        from coreloss.sites import first_shell
-    except ImportError:
-        first_shell = None
-    if first_shell is not None:
-        return [(int(c), float(d)) for c, d in first_shell(structure, index)]
-    # fallback until coreloss.sites exists: cations within 1.2x the shortest O-cation distance
-    nbrs = [n for n in structure.get_neighbors(structure[index], 3.0) if n.specie.symbol != "O"]
-    if not nbrs:
-        return []
-    dmin = min(n.nn_distance for n in nbrs)
-    return sorted((int(n.index), float(n.nn_distance)) for n in nbrs if n.nn_distance <= 1.2 * dmin)

@@ -57,6 +57,7 @@ def ensure_core_hole_setup(name: str = "hch1s", symbol: str = "O", xc: str = "PB
     os.close(fd)
     try:
         data.write_xml(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: concurrent workers never see half a file
     finally:
         if os.path.exists(tmp):

@@ -61,8 +61,7 @@ def _label(a) -> str:
 
 def _plot_image(ax, img, measured, mask_ood, mask_failed, cmap, title, fig):
     img = np.where(mask_failed, np.nan, img)
-    cm = __import__("matplotlib").colormaps[cmap].copy()
-    cm.set_bad("0.6")
+    cm = __import__("matplotlib").colormaps[cmap].with_extremes(bad="0.6")
     finite = img[np.isfinite(img)]
     vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
     im = ax.imshow(img, cmap=cm, extent=_extent(measured), vmin=vmin, vmax=vmax, interpolation="nearest")

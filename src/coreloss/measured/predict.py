@@ -226,23 +226,42 @@ def write_predictions(res: MeasuredPrediction, out_dir, stem: str, overwrite: bo
     return [csv_path, json_path]
 
 
+_SHORT = {"bond_length": "d(O-X)", "bond_angle": "X-O-X", "voronoi_volume": "V_vor", "bop": "BOP",
+          "mulliken_charge": "q(O)", "excitation_energy": "E_exc"}
+
+
 def results_table(res: MeasuredPrediction, max_rows: int = 40):
-    """A rich Table of the predictions (first ``max_rows`` spectra)."""
+    """A rich Table of the predictions: one row per property for a single spectrum, else one row
+    per spectrum (first ``max_rows``)."""
     from rich.table import Table
-    t = Table(title=f"O-site properties ({res.provenance.get('input', {}).get('source', '')})")
-    t.add_column("spectrum")
+    src = Path(str(res.provenance.get("input", {}).get("source", ""))).name
+    if len(res.reasons) == 1:
+        t = Table(title=f"O-site properties: {src}")
+        for col in ("property", "value", "±1σ", "unit"):
+            t.add_column(col, justify="left" if col == "property" else "right")
+        if res.reasons[0]:
+            t.add_row("failed", res.reasons[0], "", "")
+            return t
+        for n, u, m, s in zip(res.label_names, res.label_units, res.mean[0], res.std[0]):
+            t.add_row(n, f"{m:.4g}", f"{s:.2g}", u)
+        t.add_row("OOD", "[red]yes[/]" if res.ood[0] else "no", f"score {res.ood_score[0]:.3g}", "")
+        t.add_row("SNR / onset", f"{res.snr[0]:.0f}", "", f"{res.onset[0]:.2f} eV")
+        return t
+    t = Table(title=f"O-site properties ±1σ: {src}")
+    t.add_column("#")
     for name, unit in zip(res.label_names, res.label_units):
-        t.add_column(f"{name} [{unit}]", justify="right")
-    for col in ("OOD", "SNR", "onset [eV]"):
-        t.add_column(col, justify="right")
+        t.add_column(f"{_SHORT.get(name, name)} {unit}", justify="right")
+    t.add_column("OOD", justify="right")
+    t.add_column("SNR", justify="right")
     for i in range(min(len(res.reasons), max_rows)):
-        idx = ":".join(map(str, _nav_index(res, i))) or "0"
+        idx = ":".join(map(str, _nav_index(res, i)))
         if res.reasons[i]:
-            t.add_row(idx, *(["-"] * len(res.label_names)), "failed", "", res.reasons[i])
+            t.add_row(idx, f"[yellow]failed: {res.reasons[i]}[/]", *([""] * (len(res.label_names) + 1)))
             continue
-        vals = [f"{m:.3g} ± {s:.2g}" for m, s in zip(res.mean[i], res.std[i])]
-        t.add_row(idx, *vals, f"[red]yes ({res.ood_score[i]:.3g})[/]" if res.ood[i] else f"no ({res.ood_score[i]:.3g})",
-                  f"{res.snr[i]:.0f}", f"{res.onset[i]:.2f}")
+        vals = [f"{m:.4g}±{s:.2g}" for m, s in zip(res.mean[i], res.std[i])]
+        t.add_row(idx, *vals, "[red]yes[/]" if res.ood[i] else "no", f"{res.snr[i]:.0f}")
+    if len(res.reasons) > max_rows:
+        t.caption = f"first {max_rows} of {len(res.reasons)} spectra; all in the CSV/JSON"
     return t
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.ndimage import convolve1d, gaussian_filter1d
-from scipy.signal import savgol_filter
+from scipy.signal import fftconvolve, savgol_filter
 from scipy.special import voigt_profile
 
 from coreloss.errors import CorelossError
@@ -86,7 +86,15 @@ def smooth_rows(data: np.ndarray, step: float, fwhm: float) -> np.ndarray:
     """Row-wise ``broaden_curve(..., gaussian_fwhm=fwhm)`` (edge padding), vectorised."""
     if fwhm <= 0:
         return np.array(data, float)
-    return convolve1d(np.asarray(data, float), gaussian_kernel(step, fwhm), axis=-1, mode="nearest")
+    k = gaussian_kernel(step, fwhm)
+    data = np.asarray(data, float)
+    if k.size <= 65:
+        return convolve1d(data, k, axis=-1, mode="nearest")
+    half = (k.size - 1) // 2  # long kernels: FFT convolution of the edge-padded rows
+    pad = [(0, 0)] * (data.ndim - 1) + [(half, half)]
+    out = fftconvolve(np.pad(data, pad, mode="edge"), k.reshape((1,) * (data.ndim - 1) + (-1,)),
+                      mode="same", axes=-1)
+    return out[..., half:-half]
 
 
 def powerlaw_fit(energy, data, window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,10 +208,16 @@ def zlp_fwhm(energy, lowloss) -> float:
 def fourier_ratio(energy, data, ll_energy, lowloss) -> np.ndarray:
     """Fourier-ratio deconvolution of background-subtracted rows with exspy (low-loss rows
     broadcast when one low-loss is given; resampled to the core-loss dispersion if needed)."""
+    import logging
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import hyperspy.api as hs
         from exspy.signals import EELSSpectrum
+        old_bar, log = hs.preferences.General.show_progressbar, logging.getLogger("hyperspy")
+        old_level = log.level
+        hs.preferences.General.show_progressbar = False
+        log.setLevel(logging.ERROR)
         step = float(energy[1] - energy[0])
         ll = np.atleast_2d(np.asarray(lowloss, float))
         if abs(float(ll_energy[1] - ll_energy[0]) - step) > 1e-6 * step:
@@ -221,7 +235,11 @@ def fourier_ratio(energy, data, ll_energy, lowloss) -> np.ndarray:
             ax.offset, ax.scale, ax.units = float(e[0]), step, "eV"
         if data.shape[0] == 1:
             cl_s, ll_s = cl_s.inav[0], ll_s.inav[0]
-        out = cl_s.fourier_ratio_deconvolution(ll_s).data
+        try:
+            out = cl_s.fourier_ratio_deconvolution(ll_s).data
+        finally:
+            hs.preferences.General.show_progressbar = old_bar
+            log.setLevel(old_level)
     return np.atleast_2d(np.asarray(out, float))[:, :data.shape[1]]
 
 
@@ -249,6 +267,9 @@ def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | 
 
     lo, hi = background_window(energy, config)
     crop = (config.edge_ev + config.crop_ev[0], min(config.edge_ev + config.crop_ev[1], energy[-1]))
+    if lowloss is None or not config.deconvolve:  # only deconvolution needs the full range
+        keep = energy <= crop[1] + 1.0
+        energy, data = energy[keep], data[:, keep]
     if config.background:
         keep = energy >= lo
         energy, data = energy[keep], data[:, keep]

@@ -231,7 +231,7 @@ def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
     factor = _ENERGY_UNITS[unit]
     energy = np.asarray(ax.axis, float) * factor
     if energy.size < 3:
-        raise CorelossError(f"{path}: only {energy.size} energy channels")
+        raise CorelossError(f"{path}: cannot read as a spectrum file (only {energy.size} energy channels)")
     if energy_range is not None and lazy:  # crop before computing
         keep = np.nonzero((energy >= energy_range[0]) & (energy <= energy_range[1]))[0]
         if keep.size >= 3:

@@ -26,6 +26,12 @@ def synthetic_dataset(n_structures: int = 20, sites_per_structure: int = 8, grid
                 + rng.normal(0, 0.1, size=(n_structures * sites_per_structure, 6)), 0, 1)
     y = lo + u * (hi - lo)
     groups = np.repeat([f"syn-{i:03d}" for i in range(n_structures)], sites_per_structure)
+    return synthetic_spectra(u, grid), y, groups
+
+
+def synthetic_spectra(u: np.ndarray, grid: EnergyGrid = DEFAULT_GRID) -> np.ndarray:
+    """Unit-area spectra (n, grid.n) from labels scaled to [0, 1] (``u``, shape (n, 6))."""
+    u = np.clip(np.nan_to_num(np.asarray(u, float), nan=0.5), 0, 1)
     e = grid.energies[None, :]
     # peak positions / widths / heights driven by (combinations of) the normalised labels
     p1 = 1.5 + 2.0 * u[:, [0]] + 0.5 * u[:, [4]]
@@ -38,4 +44,54 @@ def synthetic_dataset(n_structures: int = 20, sites_per_structure: int = 8, grid
     spec = (np.exp(-0.5 * ((e - p1) / w1) ** 2) + h2 * np.exp(-0.5 * ((e - p2) / 1.5) ** 2)
             + h3 * np.exp(-0.5 * ((e - p3) / 2.5) ** 2) + 0.15 * step)
     spec *= step
-    return normalise_area(spec, grid.step), y, groups
+    return normalise_area(spec, grid.step)
+
+
+def stishovite():
+    """Stishovite (rutile-type SiO2, P4_2/mnm, a=4.178, c=2.666 Å): 6 atoms, one O site."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.178, 2.666), ["Si", "O"],
+                                     [[0, 0, 0], [0.3067, 0.3067, 0]])
+
+
+def synthetic_structure_dataset(path, n_structures: int = 8, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID):
+    """Write a small contract-4 HDF5 dataset of strained/rattled stishovite cells to ``path``.
+
+    Geometric labels are real (:func:`coreloss.sites.o_sites`); electronic labels and spectra are
+    synthetic functions of the geometry. Returns the loaded :class:`~coreloss.dataset.Dataset`.
+    """
+    from pathlib import Path
+
+    from coreloss.dataset_store import Table, write_dataset
+    from coreloss.dataset import load_dataset
+    from coreloss.sites import o_sites
+    from coreloss.structures.record import StructureRecord
+
+    rng = np.random.default_rng(seed)
+    lo, hi = LABEL_RANGES[:, 0], LABEL_RANGES[:, 1]
+    table = Table()
+    for k in range(n_structures):
+        s = stishovite()
+        s.apply_strain(rng.uniform(-0.04, 0.04, 3))
+        if k % 4:
+            s.perturb(0.08, min_distance=0.0)
+        sid = f"syn-stishovite-{k:03d}"
+        rec = StructureRecord(sid, s, "generated", "synthetic test structure", {"seed": seed})
+        rows = []
+        for site in o_sites(s):
+            geo = np.array([site.bond_length, site.bond_angle, site.voronoi_volume])
+            elec = np.array([0.65 - 2.0 * (site.bond_length - 1.77), -1.1 + 0.01 * (site.voronoi_volume - 9),
+                             533.0 + 3.0 * (site.bond_length - 1.77)]) + rng.normal(0, 0.005, 3)
+            yv = np.concatenate([geo, elec])
+            u = (yv - lo) / (hi - lo)
+            u[:3] = (geo - [1.70, 110.0, 8.0]) / [0.15, 20.0, 3.0]
+            x = synthetic_spectra(u[None], grid)[0]
+            rows.append({"structure_id": sid, "site_index": site.index, "multiplicity": site.multiplicity,
+                         "onset": 530.0 + float(u[5]), "y": yv, "x": x, "raw_start": grid.start,
+                         "raw_step": grid.step, "raw": x.astype(np.float32), "info": {"engine": "synthetic"}})
+        table.add({"structure_id": sid, "record": rec.to_dict(), "sites": rows, "failures": []})
+    path = Path(path)
+    write_dataset(path, table, grid, {"engine": "synthetic", "engine_version": "0", "parameters": {},
+                                      "coreloss_version": "test"})
+    return load_dataset(path)

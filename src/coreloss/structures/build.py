@@ -2,13 +2,16 @@
 
 The default SiO2 set = IZA frameworks (zeose) + AFLOW SiO2 prototypes + pyxtal quartz/cristobalite +
 AMCSD SiO2 minerals (where the shared minerals folder exists) + CHGNet-generated polymorphs (read from
-the embedded default set, or regenerated with ``generate=True``). A user folder (``from_dir``) replaces
+the embedded default set, or regenerated with ``generate=True``). Where the minerals folder is absent
+the AMCSD records of the embedded default set are used. A user folder (``from_dir``) replaces
 the default sources and is checked as any oxide.
 """
 
 from __future__ import annotations
 
 import collections
+import gzip
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from coreloss.errors import CorelossError
 from coreloss.structures import sources
 from coreloss.structures.checks import check_oxide, check_sio2
 from coreloss.structures.dedup import deduplicate
-from coreloss.structures.record import StructureRecord, load_structures
+from coreloss.structures.record import StructureRecord
 
 GENERATED = "generated-chgnet"
 
@@ -26,12 +29,26 @@ def default_set_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "default_structures.json.gz"
 
 
-def shipped_generated() -> list[StructureRecord]:
-    """The CHGNet-generated records of the embedded default set (empty if it is not built yet)."""
+def _embedded_doc() -> dict:
     path = default_set_path()
     if not path.is_file():
-        return []
-    return [r for r in load_structures(path) if r.source == GENERATED]
+        return {}
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def shipped_generated() -> list[StructureRecord]:
+    """All sane CHGNet-generated records cached in the embedded default set (before dedup; empty if the
+    set is not built yet)."""
+    doc = _embedded_doc()
+    rows = doc.get("generated_cache") or [r for r in doc.get("structures", [])
+                                          if r["source"] == GENERATED]
+    return [StructureRecord.from_dict(r) for r in rows]
+
+
+def shipped_minerals() -> list[StructureRecord]:
+    """The AMCSD SiO2 records of the embedded default set (used when the minerals folder is absent)."""
+    return [StructureRecord.from_dict(r) for r in _embedded_doc().get("structures", [])
+            if r["source"] == "amcsd"]
 
 
 @dataclass
@@ -47,6 +64,7 @@ class BuildReport:
     dropped: list = field(default_factory=list)
     duplicates: list = field(default_factory=list)
     parameters: dict = field(default_factory=dict)
+    generated: list = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Kept records per source."""
@@ -80,8 +98,7 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
         raw += sources.read_zeose(max_atoms, dropped, progress=progress)
         raw += sources.read_aflow(dropped, max_atoms)
         raw += sources.read_pyxtal(dropped)
-        if minerals is not None:
-            raw += sources.read_minerals(minerals, dropped)
+        raw += sources.read_minerals(minerals, dropped) if minerals is not None else shipped_minerals()
         if include_generated:
             if generate:
                 from coreloss.structures.generate import generate_sio2
@@ -94,7 +111,8 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     checked = []
     for rec in raw:
         if len(rec.structure) > max_atoms:
-            dropped.append((rec.id, rec.source, f"{len(rec.structure)} atoms > {max_atoms}"))
+            dropped.append((rec.id, rec.source,
+                            f"{sources.TOO_LARGE} {len(rec.structure)} atoms > {max_atoms}"))
             continue
         reasons = check_oxide(rec.structure) if rec.source == "folder" else check_sio2(rec.structure)
         if reasons:
@@ -106,9 +124,11 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     if clash:
         raise CorelossError(f"duplicate structure ids: {', '.join(clash[:5])} (rename the files)")
     unique, duplicates = deduplicate(checked)
+    generated_ok = [r for r in checked if r.source == GENERATED]
     params = {"max_atoms": max_atoms, "generate": generate, "include_generated": include_generated,
               "from_dir": str(from_dir) if from_dir is not None else None, "mp": mp,
-              "minerals_dir": str(minerals) if minerals is not None else None,
+              "minerals_dir": str(minerals) if minerals is not None else (
+                  "embedded default" if from_dir is None else None),
               "checks": "oxide" if from_dir is not None else "sio2"}
     return BuildReport(sorted(unique, key=lambda r: r.id), read, sorted(dropped),
-                       sorted(duplicates), params)
+                       sorted(duplicates), params, sorted(generated_ok, key=lambda r: r.id))

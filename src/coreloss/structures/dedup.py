@@ -1,9 +1,10 @@
 """Deduplication of a structure set with pymatgen's :class:`StructureMatcher`.
 
-Rule: two records are the same structure when ``StructureMatcher(ltol=0.2, stol=0.3, angle_tol=5,
-primitive_cell=True, scale=True)`` fits them. Only pairs in one bucket are compared: same reduced
-formula, same number of atoms in the spglib primitive cell (symprec 0.1) and densities within
-``density_tol`` (20 %). Two IZA frameworks are never compared (distinct by framework code). Of a group of
+Rule: two records are the same structure when they have the same reduced formula, the same number of
+atoms in the spglib primitive cell and the same space group (symprec 0.1; enantiomorphic pairs such
+as P3_121/P3_221 count as one), densities within ``density_tol`` (20 %), and ``StructureMatcher(ltol=0.2,
+stol=0.3, angle_tol=5, primitive_cell=True, scale=True)`` fits them (the symmetry condition keeps
+alpha/beta quartz apart, which the matcher alone merges). Two IZA frameworks are never compared (distinct by framework code). Of a group of
 duplicates the record of the most trusted source is kept (experimental AMCSD first, then pyxtal, AFLOW,
 IZA, Materials Project, generated, user files; ties by id); the others are listed as its duplicates.
 """
@@ -25,13 +26,20 @@ def _priority(record: StructureRecord) -> tuple:
     return rank, record.id
 
 
-def n_primitive(structure: Structure, symprec: float = 0.1) -> int:
-    """Number of atoms in the spglib primitive cell (the input size when spglib fails)."""
+# enantiomorphic space-group pairs: mirror images give identical spectra
+_ENANTIOMORPHS = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171,
+                  179: 178, 181: 180, 213: 212}
+
+
+def symmetry_key(structure: Structure, symprec: float = 0.1) -> tuple[int, int]:
+    """(atoms in the spglib primitive cell, space group number with enantiomorphs merged)."""
     try:
-        prim = SpacegroupAnalyzer(structure, symprec=symprec).find_primitive()
-        return len(prim) if prim is not None else len(structure)
-    except Exception:
-        return len(structure)
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        prim = sga.find_primitive()
+        number = sga.get_space_group_number()
+        return (len(prim) if prim is not None else len(structure)), _ENANTIOMORPHS.get(number, number)
+    except Exception:  # spglib failure: compare as P1
+        return len(structure), 1
 
 
 def default_matcher() -> StructureMatcher:
@@ -51,7 +59,7 @@ def deduplicate(records: list[StructureRecord], density_tol: float = 0.2,
     duplicates: list[tuple[str, str]] = []
     for rec in sorted(records, key=_priority):
         s = rec.structure
-        key = (s.composition.reduced_formula, n_primitive(s))
+        key = (s.composition.reduced_formula, *symmetry_key(s))
         rho = float(s.density)
         match = None
         for other, okey, orho in kept:

@@ -29,6 +29,7 @@ CITE_PYXTAL = "PyXtal: S. Fredericks et al., Comput. Phys. Commun. 261, 107810 (
 CITE_MP = "Materials Project: A. Jain et al., APL Mater. 1, 011002 (2013), via mp-api"
 
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
+TOO_LARGE = "too large:"  # prefix of size-limit drop reasons
 PYXTAL_SIO2 = ("lt_quartz", "ht_quartz", "lt_cristobalite", "ht_cristobalite")
 
 
@@ -75,8 +76,11 @@ def bridge_oxygens(structure: Structure, max_tt: float = 3.6) -> Structure:
 
 
 def read_zeose(max_atoms: int = 150, dropped: list | None = None, db_path: str | Path | None = None,
-               progress: bool = False) -> list[StructureRecord]:
-    """IZA frameworks of the zeose ASE database as SiO2 records ``zeo-<CODE>`` (primitive <= max_atoms)."""
+               progress: bool = False, codes: list[str] | None = None) -> list[StructureRecord]:
+    """IZA frameworks of the zeose ASE database as SiO2 records ``zeo-<CODE>`` (primitive <= max_atoms).
+
+    codes: only these framework codes (e.g. ``["SOD"]``); all by default.
+    """
     import ase.db
     from pymatgen.io.ase import AseAtomsAdaptor
     from rich.progress import track
@@ -84,19 +88,21 @@ def read_zeose(max_atoms: int = 150, dropped: list | None = None, db_path: str |
     db_path = Path(db_path) if db_path else zeose_db_path()
     records = []
     with ase.db.connect(str(db_path)) as db:
-        rows = list(db.select())
+        rows = [r for r in db.select() if codes is None or r.get("fw") in codes]
     rows = sorted(rows, key=lambda r: r.get("fw", str(r.id)))
     for row in track(rows, description="IZA frameworks (zeose)", disable=not progress):
         code = row.get("fw", f"row{row.id}")
         rid = f"zeo-{_slug(code)}"
-        structure = bridge_oxygens(AseAtomsAdaptor.get_structure(row.toatoms()))
-        # IZA primitive cells are at most 1/4 of conventional; skip hopeless ones before spglib
-        if len(structure) > 4 * max_atoms:
-            _drop(dropped, rid, "zeose", f"more than {max_atoms} atoms in the primitive cell")
+        n_o = row.count_atoms().get("O", 0)
+        n_est = row.natoms if n_o else 3 * row.natoms  # T-only rows get 2 O per T
+        # IZA primitive cells are at least 1/4 of the conventional cell: skip hopeless ones early
+        if n_est > 4 * max_atoms:
+            _drop(dropped, rid, "zeose", f"{TOO_LARGE} {n_est} atoms in the cell > 4 x {max_atoms}")
             continue
+        structure = bridge_oxygens(AseAtomsAdaptor.get_structure(row.toatoms()))
         prim, meta = canonical_cell(structure)
         if len(prim) > max_atoms:
-            _drop(dropped, rid, "zeose", f"{len(prim)} atoms in the primitive cell > {max_atoms}")
+            _drop(dropped, rid, "zeose", f"{TOO_LARGE} {len(prim)} atoms > {max_atoms}")
             continue
         records.append(StructureRecord(rid, prim, "zeose", CITE_IZA,
                                        {"framework": code, "n_atoms": len(prim), **meta}))
@@ -132,7 +138,7 @@ def read_aflow(dropped: list | None = None, max_atoms: int = 150) -> list[Struct
             continue
         prim, meta = canonical_cell(s)
         if len(prim) > max_atoms:
-            _drop(dropped, rid, "aflow", f"{len(prim)} atoms in the primitive cell > {max_atoms}")
+            _drop(dropped, rid, "aflow", f"{TOO_LARGE} {len(prim)} atoms > {max_atoms}")
             continue
         records.append(StructureRecord(rid, prim, "aflow", CITE_AFLOW,
                                        {"prototype": tags["aflow"], "mineral": tags.get("mineral", ""),
@@ -261,7 +267,7 @@ def read_materials_project(max_atoms: int = 150, api_key: str | None = None,
         prim, meta = canonical_cell(doc.structure)
         mid = str(doc.material_id)
         if len(prim) > max_atoms:
-            _drop(dropped, mid, "materials-project", f"{len(prim)} atoms > {max_atoms}")
+            _drop(dropped, mid, "materials-project", f"{TOO_LARGE} {len(prim)} atoms > {max_atoms}")
             continue
         records.append(StructureRecord(mid, prim, "materials-project", CITE_MP,
                                        {"material_id": mid, **meta}))

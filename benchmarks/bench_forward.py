@@ -1,0 +1,153 @@
+"""Forward-model benchmark: spectrum accuracy on held-out structures and speed-up against engines.
+
+Trains coreloss.models.forward.ForwardModel on the training structures of the fixed hash split
+(coreloss.evaluate.test_mask, 15 %), reports cosine similarity / MSE / main-peak error on the
+test structures (and the "mean training spectrum" baseline), and times per-site prediction
+against the xtb engine (timed here on the smallest structures) and gpaw (from
+benchmarks/results/gpaw_*.json when present).
+
+    .venv/bin/python benchmarks/bench_forward.py --data runs/default_xtb.h5 [--ship]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from coreloss.evaluate import spectrum_metrics, test_mask  # noqa: E402
+from coreloss.models.forward import ForwardModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def time_xtb(structures: dict, n_structures: int = 2) -> dict | None:
+    """Seconds per O site of the xtb engine on the ``n_structures`` smallest structures."""
+    from coreloss.engines import get_engine
+    from coreloss.errors import CorelossError
+    from coreloss.sites import o_sites
+
+    try:
+        engine = get_engine("xtb")
+    except CorelossError as exc:
+        return {"error": str(exc)}
+    total, n = 0.0, 0
+    names = sorted(structures, key=lambda k: len(structures[k]))[:n_structures]
+    for sid in names:
+        s = structures[sid]
+        idx = [site.index for site in o_sites(s)]
+        t0 = time.perf_counter()
+        res = engine.compute_sites(s, idx)
+        total += time.perf_counter() - t0
+        n += sum(not isinstance(r, Exception) for r in res)
+    return {"seconds_per_site": total / max(n, 1), "n_sites": n, "structures": names,
+            "engine_version": engine.version}
+
+
+def gpaw_per_site() -> dict | None:
+    """Look for a per-site time in the gpaw engineer's benchmark results."""
+    for path in sorted(glob.glob(str(ROOT / "benchmarks" / "results" / "gpaw_*.json"))):
+        doc = json.loads(Path(path).read_text())
+        found = []
+
+        def walk(d, pre=""):
+            if isinstance(d, dict):
+                for k, v in d.items():
+                    if isinstance(v, (int, float)) and "site" in k and ("second" in k or k.endswith("_s")):
+                        found.append((pre + k, float(v)))
+                    walk(v, pre + k + ".")
+            elif isinstance(d, list):
+                for i, v in enumerate(d):
+                    walk(v, pre + f"{i}.")
+
+        walk(doc)
+        if found:
+            return {"file": os.path.relpath(path, ROOT), "key": found[0][0], "seconds_per_site": found[0][1]}
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT / "runs" / "default_xtb.h5"))
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--xtb-structures", type=int, default=2)
+    ap.add_argument("--ship", action="store_true")
+    args = ap.parse_args()
+
+    from coreloss.dataset import load_dataset
+    ds = load_dataset(args.data)
+    te = test_mask(ds.structure_ids, 0.15, seed=0)
+    print(f"dataset: {len(ds)} sites, {len(ds.structures)} structures ({ds.provenance.get('engine')}); "
+          f"test: {te.sum()} sites of {len(np.unique(ds.structure_ids[te]))} structures\n")
+    t0 = time.perf_counter()
+    fm = ForwardModel(epochs=args.epochs, seed=0, grid=ds.grid)
+    fm.fit(ds.structures, ds.X[~te], ds.structure_ids[~te], ds.site_index[~te],
+           provenance={"dataset_provenance": ds.provenance, "split": {"test_fraction": 0.15, "seed": 0}})
+    train_s = time.perf_counter() - t0
+    pred = fm.predict_features(fm.features(ds.structures, ds.structure_ids[te], ds.site_index[te]))
+    m_test = spectrum_metrics(ds.X[te], pred, ds.grid)
+    base = np.repeat(ds.X[~te].mean(0, keepdims=True), te.sum(), 0)
+    m_base = spectrum_metrics(ds.X[te], base, ds.grid)
+    pred_tr = fm.predict_features(fm.features(ds.structures, ds.structure_ids[~te], ds.site_index[~te]))
+    m_train = spectrum_metrics(ds.X[~te], pred_tr, ds.grid)
+    fm.metadata["test_metrics"] = m_test
+
+    # speed: full predict_sites (symmetry + SOAP + network) per O site on the test structures
+    test_ids = sorted(set(ds.structure_ids[te].tolist()))
+    n_sites, t0 = 0, time.perf_counter()
+    for sid in test_ids:
+        sites, _ = fm.predict_sites(ds.structures[sid])
+        n_sites += len(sites)
+    fwd_per_site = (time.perf_counter() - t0) / max(n_sites, 1)
+    xtb = time_xtb(ds.structures, args.xtb_structures)
+    gpaw = gpaw_per_site()
+
+    print("### Forward model on held-out structures (onset-aligned, unit-area spectra)\n")
+    print("| predictor | set | cosine mean | cosine min | MSE (1/eV)^2 | main-peak error mean / median (eV) |")
+    print("|---|---|---|---|---|---|")
+    for name, part, m in (("forward (SOAP+MLP)", "test", m_test), ("mean train spectrum", "test", m_base),
+                          ("forward (SOAP+MLP)", "train", m_train)):
+        print(f"| {name} | {part} | {m['cosine_mean']:.4f} | {m['cosine_min']:.4f} | {m['mse_mean']:.3g} | "
+              f"{m['peak_abs_error_ev_mean']:.2f} / {m['peak_abs_error_ev_median']:.2f} |")
+    print("\n### Speed per O site (this machine, 1 thread)\n")
+    print("| method | s / site | speed-up of forward model |\n|---|---|---|")
+    print(f"| forward model (o_sites + SOAP + MLP) | {fwd_per_site:.4f} | 1 |")
+    speed = {"forward_seconds_per_site": fwd_per_site}
+    for name, d in (("xtb", xtb), ("gpaw", gpaw)):
+        if d and "seconds_per_site" in d:
+            sp = d["seconds_per_site"] / fwd_per_site
+            speed[name] = {**d, "speedup": sp}
+            print(f"| {name} engine | {d['seconds_per_site']:.3f} | {sp:.0f}x |")
+        else:
+            speed[name] = d or {"error": "no benchmarks/results/gpaw_*.json with a per-site time"}
+            print(f"| {name} engine | n/a ({speed[name].get('error')}) | - |")
+    res = {"dataset": {"path": args.data, "n_sites": len(ds), "n_structures": len(ds.structures),
+                       "n_test_sites": int(te.sum()), "provenance": ds.provenance},
+           "test": m_test, "train": m_train, "mean_spectrum_baseline": m_base, "speed": speed,
+           "train_seconds": train_s, "params": fm.get_params(), "descriptor": fm.metadata["descriptor"],
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"forward_{Path(args.data).stem}.json").write_text(json.dumps(res, indent=2, default=float))
+    print(f"\ntrain {train_s:.1f} s; wrote {out / f'forward_{Path(args.data).stem}.json'}")
+    if args.ship:
+        path = ROOT / "src" / "coreloss" / "data" / "forward_model.pt"
+        fm.save(path)
+        mpath = ROOT / "src" / "coreloss" / "data" / "model_metrics.json"
+        doc = json.loads(mpath.read_text()) if mpath.exists() else {}
+        doc["forward"] = {"file": "forward_model.pt", "size_bytes": path.stat().st_size,
+                          **{k: v for k, v in res.items() if k != "train"}}
+        mpath.write_text(json.dumps(doc, indent=2, default=float))
+        print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Forward model: local environment of an O site (SOAP) -> its onset-aligned O K-edge spectrum.
+
+:class:`ForwardModel` featurises every O site with :class:`~coreloss.models.descriptors.SoapFeaturizer`
+(centred on the O atom, species = all elements of the training structures) and maps the
+standardised descriptor through an MLP with a softplus output; the result is area-normalised,
+so predictions are non-negative unit-area spectra (1/eV) on :attr:`grid` (E - onset, eV).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from coreloss import __version__
+from coreloss.errors import CorelossError
+from coreloss.models.descriptors import SoapFeaturizer, SoapParams, species_of
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid
+
+FORMAT = "coreloss-forward/1"
+
+
+class SpectrumMLP(nn.Module):
+    """descriptor -> hidden ReLU layers -> softplus -> unit trapezoidal area on ``n_grid`` points (1/eV)."""
+
+    def __init__(self, n_in: int, n_grid: int, step: float, hidden=(256, 256), dropout: float = 0.05):
+        super().__init__()
+        layers, prev = [], n_in
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.ReLU(), nn.Dropout(dropout)]
+            prev = h
+        self.body = nn.Sequential(*layers, nn.Linear(prev, n_grid), nn.Softplus())
+        self.step = step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        area = (y.sum(dim=1, keepdim=True) - 0.5 * (y[:, :1] + y[:, -1:])) * self.step  # trapezoid
+        return y / area
+
+
+class ForwardModel:
+    """``fit(structures, X, structure_ids, site_index)``, ``predict_sites(structure)``, save / load."""
+
+    def __init__(self, soap: SoapParams | None = None, hidden=(256, 256), dropout: float = 0.05,
+                 epochs: int = 300, lr: float = 1e-3, batch_size: int = 32, weight_decay: float = 1e-5,
+                 seed: int = 0, grid: EnergyGrid = DEFAULT_GRID, n_threads: int = 1):
+        self.soap = soap
+        self.hidden, self.dropout, self.epochs, self.lr = tuple(hidden), dropout, epochs, lr
+        self.batch_size, self.weight_decay, self.seed = batch_size, weight_decay, seed
+        self.grid, self.n_threads = grid, n_threads
+        self.metadata: dict = {}
+
+    def get_params(self) -> dict:
+        return {"hidden": list(self.hidden), "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr,
+                "batch_size": self.batch_size, "weight_decay": self.weight_decay, "seed": self.seed}
+
+    # -- features ------------------------------------------------------------------------------
+    def features(self, structures: dict, structure_ids, site_index) -> np.ndarray:
+        """SOAP rows for (structure_id, site_index) pairs, featurising each structure once."""
+        sids = np.asarray(structure_ids).astype(str)
+        site_index = np.asarray(site_index, int)
+        F = np.empty((len(sids), self.featurizer_.n_features))
+        for sid in dict.fromkeys(sids.tolist()):
+            if sid not in structures:
+                raise CorelossError(f"structure {sid!r} is not in the structures given")
+            rows = np.nonzero(sids == sid)[0]
+            F[rows] = self.featurizer_.featurize(structures[sid], site_index[rows])
+        return F
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, structures: dict, X, structure_ids, site_index, provenance: dict | None = None):
+        """Train on spectra ``X`` (n, grid.n) of the O sites ``(structure_ids[i], site_index[i])``."""
+        t0 = time.perf_counter()
+        X = np.asarray(X, float)
+        if X.ndim != 2 or X.shape[1] != self.grid.n:
+            raise CorelossError(f"spectra must have {self.grid.n} points (grid of the model)")
+        if len(X) < 2:
+            raise CorelossError("need at least 2 spectra to train the forward model")
+        used = {k: structures[k] for k in dict.fromkeys(np.asarray(structure_ids).astype(str).tolist())
+                if k in structures}
+        params = self.soap or SoapParams()
+        self.soap = SoapParams(species_of(used.values()) or params.species, params.r_cut, params.n_max,
+                               params.l_max, params.sigma)
+        self.featurizer_ = SoapFeaturizer(self.soap)
+        F = self.features(structures, structure_ids, site_index)
+        self.f_mean_ = F.mean(axis=0)
+        self.f_std_ = np.maximum(F.std(axis=0), 1e-6 * max(float(F.std()), 1e-12))
+        torch.set_num_threads(self.n_threads)
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.net_ = SpectrumMLP(F.shape[1], self.grid.n, self.grid.step, self.hidden, self.dropout)
+        Ft = torch.as_tensor((F - self.f_mean_) / self.f_std_, dtype=torch.float32)
+        Xt = torch.as_tensor(np.nan_to_num(X), dtype=torch.float32)
+        scale = float(Xt.std()) or 1.0
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1))
+        losses = []
+        for _ in range(self.epochs):
+            self.net_.train()
+            order = rng.permutation(len(Ft))
+            total = 0.0
+            for start in range(0, len(Ft), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                loss = torch.mean(((self.net_(Ft[idx]) - Xt[idx]) / scale) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            sched.step()
+            losses.append(total / len(Ft))
+        self.net_.eval()
+        self.metadata = {
+            "format": FORMAT, "coreloss_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "descriptor": {"kind": "SOAP (dscribe)", **self.soap.to_dict(), "centre": "O site"},
+            "params": self.get_params(), "grid": self.grid.to_dict(), "n_train": int(len(X)),
+            "n_structures": len(used), "final_train_loss": losses[-1],
+            "train_seconds": round(time.perf_counter() - t0, 2), "training_provenance": provenance or {},
+            "output": "onset-aligned, area-normalised spectrum (1/eV) on grid (E - onset, eV)",
+        }
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "net_"):
+            raise CorelossError("the forward model is not trained: call fit() or ForwardModel.load()")
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_features(self, F: np.ndarray) -> np.ndarray:
+        """Spectra (n, grid.n) for SOAP rows ``F``."""
+        self._check_fitted()
+        torch.set_num_threads(self.n_threads)
+        Ft = torch.as_tensor((np.atleast_2d(F) - self.f_mean_) / self.f_std_, dtype=torch.float32)
+        return self.net_(Ft).numpy().astype(float)
+
+    def predict(self, structure, site_indices) -> np.ndarray:
+        """Spectra (n, grid.n) of the O atoms ``site_indices`` of ``structure``."""
+        self._check_fitted()
+        return self.predict_features(self.featurizer_.featurize(structure, site_indices))
+
+    def predict_sites(self, structure):
+        """``(sites, spectra)``: the symmetry-inequivalent O sites (:func:`coreloss.sites.o_sites`)
+        and their spectra (n_sites, grid.n)."""
+        from coreloss.sites import o_sites
+
+        sites = o_sites(structure)
+        return sites, self.predict(structure, [s.index for s in sites])
+
+    def predict_structure(self, structure):
+        """``(sites, spectra, total)``; ``total`` is the multiplicity-weighted mean spectrum (unit area)."""
+        sites, spectra = self.predict_sites(structure)
+        w = np.array([s.multiplicity for s in sites], float)
+        return sites, spectra, (w[:, None] * spectra).sum(axis=0) / w.sum()
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """One file (atomic write): weights, SOAP parameters, feature scaling, grid, metadata."""
+        self._check_fitted()
+        path = Path(path)
+        blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "soap": json.dumps(self.soap.to_dict()),
+                "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
+                "f_mean": torch.as_tensor(self.f_mean_), "f_std": torch.as_tensor(self.f_std_),
+                "weights": self.net_.state_dict()}
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "ForwardModel":
+        path = Path(path)
+        if not path.is_file():
+            raise CorelossError(f"model file not found: {path}")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise CorelossError(f"{path} is not a coreloss forward model ({exc.__class__.__name__})") from exc
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise CorelossError(f"{path} is not a coreloss forward model (format {FORMAT!r} expected)")
+        params = json.loads(blob["params"])
+        grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
+        obj = cls(soap=SoapParams(**json.loads(blob["soap"])), grid=grid, **params)
+        obj.featurizer_ = SoapFeaturizer(obj.soap)
+        obj.f_mean_, obj.f_std_ = blob["f_mean"].numpy(), blob["f_std"].numpy()
+        obj.net_ = SpectrumMLP(len(obj.f_mean_), grid.n, grid.step, obj.hidden, obj.dropout)
+        obj.net_.load_state_dict(blob["weights"])
+        obj.net_.eval()
+        obj.metadata = json.loads(blob["metadata"])
+        return obj

@@ -1,0 +1,53 @@
+"""CLI: coreloss train / evaluate / simulate on a tiny synthetic HDF5 dataset."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from coreloss.cli import app
+from coreloss.models.synthetic import stishovite, synthetic_structure_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    synthetic_structure_dataset(d / "syn.h5", n_structures=14, seed=3)
+    stishovite().to(filename=str(d / "st.cif"))
+    return d
+
+
+def test_train_evaluate_simulate(work):
+    r = runner.invoke(app, ["train", str(work / "syn.h5"), "--out", str(work / "m.pt"), "--members", "2",
+                            "--epochs", "5", "--hidden", "16,8", "--forward-out", str(work / "f.pt"),
+                            "--forward-epochs", "5"])
+    assert r.exit_code == 0, r.output
+    assert (work / "m.pt").is_file() and (work / "f.pt").is_file()
+    r = runner.invoke(app, ["evaluate", str(work / "syn.h5"), "--model", str(work / "m.pt"),
+                            "--out", str(work / "ev")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((work / "ev" / "metrics.json").read_text())
+    assert set(m["test"]) == {"bond_length", "bond_angle", "voronoi_volume", "bop", "mulliken_charge",
+                              "excitation_energy"}
+    assert m["split"]["n_test_structures"] >= 1 and "coverage_95" in m
+    assert (work / "ev" / "parity.png").stat().st_size > 10_000
+    r = runner.invoke(app, ["simulate", str(work / "st.cif"), "--model", str(work / "f.pt"),
+                            "--out", str(work / "sim")])
+    assert r.exit_code == 0, r.output
+    data = np.loadtxt(work / "sim" / "spectra.csv", delimiter=",", skiprows=1)
+    assert data.shape == (301, 3)  # energy, one O site, total
+    assert np.trapezoid(data[:, -1], data[:, 0]) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_cli_refuses_to_overwrite_and_bad_input(work):
+    (work / "exists.pt").write_bytes(b"keep me")
+    r = runner.invoke(app, ["train", str(work / "syn.h5"), "--out", str(work / "exists.pt")])
+    assert r.exit_code != 0 and (work / "exists.pt").read_bytes() == b"keep me"
+    r = runner.invoke(app, ["train", str(work / "missing.h5"), "--out", str(work / "new.pt")])
+    assert r.exit_code != 0
+    r = runner.invoke(app, ["simulate", str(work / "nothing.cif"), "--model", str(work / "x.pt"),
+                            "--out", str(work / "s2")])
+    assert r.exit_code != 0
