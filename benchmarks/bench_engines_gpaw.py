@@ -31,12 +31,15 @@ CACHE = RESULTS / "gpaw_sites.json"
 
 
 def load_polymorph(name: str):
+    """``<mineral>`` or ``<mineral>*AxBxC`` (the CIF cell repeated, for cost-scaling points)."""
     from pymatgen.core import Structure
 
-    path = MINERALS / f"{name}.cif"
+    base, _, rep = name.partition("*")
+    path = MINERALS / f"{base}.cif"
     if not path.is_file():
         raise SystemExit(f"missing structure {path} (shared data not present)")
-    return Structure.from_file(path)
+    s = Structure.from_file(path)
+    return s * [int(x) for x in rep.split("x")] if rep else s
 
 
 def _key(name: str, site: int, params: dict) -> str:

@@ -108,3 +108,18 @@ def test_bad_files_raise(tmp_path):
         read_mulliken(tmp_path / "missing.castep")
     with pytest.raises(CorelossError, match="no Mulliken row"):
         castep_site_result(CASTEP, EDGE, o_ion=9)
+
+
+def test_core_dat_per_orbital_layout(tmp_path):
+    """OptaDOS <seed>_core.dat: '# Ion: O 1 State: n=1 ang= s' blocks, two columns (unbroadened)."""
+    e = np.linspace(0, 10, 11)
+    lines = [" #*********************************************", " #            Core loss function",
+             " #*********************************************", " #"]
+    for ion in (1, 2):
+        lines.append(f" #  Ion: O  {ion} State: n=1 ang= s")
+        lines += [f"   {x:.16E}   {ion * x:.16E}" for x in e] + [" "]
+    path = tmp_path / "quartz_core.dat"
+    path.write_text("\n".join(lines) + "\n")
+    energy, y, labels = read_core_edge(path)
+    assert labels == ["Ion: O 1 State: n=1 ang= s", "Ion: O 2 State: n=1 ang= s"]
+    assert np.allclose(y[1], 2 * energy)

@@ -93,10 +93,17 @@ def small_set(tmp_path):
     return write_set(tmp_path / "set.json", {"q-a": quartz(), "q-b": quartz(1.02, 0.03, 1)})
 
 
-def cli(*args, env_extra=None, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "coreloss", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120, **kw)
+def cli(capsys, monkeypatch, *args):
+    """Run the real ``coreloss`` entry point (``coreloss.cli.main``) in-process: (exit code, stderr)."""
+    from coreloss.cli import main
+    monkeypatch.setattr(sys, "argv", ["coreloss", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
 
 
 def test_round_trip(tmp_path, small_set):
@@ -169,17 +176,18 @@ def test_failures_recorded_then_retried(tmp_path):
     assert {f["structure_id"] for f in ds.failures} == {"q-big"}  # still crashing
 
 
-def test_mismatched_engine_parameters_refused(tmp_path, small_set):
+def test_mismatched_engine_parameters_refused(tmp_path, small_set, capsys, monkeypatch):
     out = tmp_path / "d.h5"
     build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0)
     stamp = out.stat().st_mtime_ns
     with pytest.raises(CorelossError, match="delay"):
         build_dataset(out, small_set, engine="test_dataset:ToyEngine",
                       engine_params={"delay": 0.01}, workers=0)
-    r = cli("dataset", "build", "--engine", "test_dataset:ToyEngine", "-p", "delay=0.01",
-            "--structures", str(small_set), "--out", str(out), "--workers", "0")
-    assert r.returncode == 1 and "use another --out" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    code, err = cli(capsys, monkeypatch, "dataset", "build", "--engine", "test_dataset:ToyEngine",
+                    "-p", "delay=0.01", "--structures", str(small_set), "--out", str(out),
+                    "--workers", "0")
+    assert code == 1 and "use another --out" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     with pytest.raises(CorelossError, match="grid"):
         from coreloss.spectra import EnergyGrid
         build_dataset(out, small_set, engine="test_dataset:ToyEngine", workers=0,
@@ -188,7 +196,7 @@ def test_mismatched_engine_parameters_refused(tmp_path, small_set):
 
 
 @pytest.mark.parametrize("case", ["missing-structures", "out-is-dir", "out-not-dataset", "bad-param"])
-def test_bad_inputs_one_line_exit_1(tmp_path, small_set, case):
+def test_bad_inputs_one_line_exit_1(tmp_path, small_set, case, capsys, monkeypatch):
     args = ["--structures", str(small_set), "--out", str(tmp_path / "d.h5")]
     foreign = tmp_path / "notes.h5"
     foreign.write_text("precious, not a dataset")
@@ -200,9 +208,10 @@ def test_bad_inputs_one_line_exit_1(tmp_path, small_set, case):
         args[3] = str(foreign)
     else:
         args += ["--engine-param", "novalue"]
-    r = cli("dataset", "build", "--engine", "test_dataset:ToyEngine", "--workers", "0", *args)
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    code, err = cli(capsys, monkeypatch, "dataset", "build", "--engine", "test_dataset:ToyEngine",
+                    "--workers", "0", *args)
+    assert code == 1, err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1, err
     assert foreign.read_text() == "precious, not a dataset"
     assert not (tmp_path / "d.h5").exists()
 

@@ -125,8 +125,18 @@ def test_vectorised_onset_matches_reference_rule():
     got = onsets(e, y)
     ref = [onset_energy(e, row) for row in y]
     assert np.allclose(got, ref, atol=1e-9)
-    clean = onsets(e, synthetic_edge(e, onset=533.0, bg=False))
-    assert 532.0 < clean[0] < 534.5  # on a known synthetic edge
+    clean = synthetic_edge(e, onset=533.0, bg=False)
+    assert 532.0 < onsets(e, clean)[0] < 534.5  # on a known synthetic edge
+    assert onsets(e, clean, sustain_ev=0.5)[0] == pytest.approx(onsets(e, clean)[0])  # same on clean edges
+
+
+def test_sustained_onset_ignores_pre_edge_noise_spikes():
+    e = np.arange(520.0, 572.0, 0.1)
+    y = synthetic_edge(e, onset=535.0, bg=False, n=50, noise=12.0, rng=np.random.default_rng(5))
+    plain, robust = onsets(e, y), onsets(e, y, sustain_ev=0.5)
+    clean = onsets(e, synthetic_edge(e, onset=535.0, bg=False))[0]
+    assert np.mean(np.abs(robust - clean) < 0.5) > 0.9
+    assert np.mean(np.abs(robust - clean)) < np.mean(np.abs(plain - clean))
 
 
 def test_vectorised_alignment_and_snr_match_reference():

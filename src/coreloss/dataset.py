@@ -29,7 +29,8 @@ from coreloss.labels import ELECTRONIC_LABELS, LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 __all__ = ["build_dataset", "load_dataset", "Dataset", "BuildReport", "compute_structure",
-           "resolve_engine", "parse_engine_params", "parse_grid", "select_structures"]
+           "resolve_engine", "parse_engine_params", "parse_grid", "select_structures",
+           "computed_atoms"]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -76,10 +77,20 @@ def resolve_engine(spec: str, params: dict | None = None):
     return cls(**(params or {}))
 
 
-def select_structures(records, ids=None, limit: int | None = None, max_atoms: int | None = None):
-    """Filter a structure set: ``ids`` (exact), ``max_atoms``, then the ``limit`` smallest.
+def computed_atoms(structure, min_image_distance: float | None = None) -> int:
+    """Atoms an engine computes: the cell, or its supercell for engines with ``min_image_distance``."""
+    if not min_image_distance:
+        return len(structure)
+    from coreloss.engines._supercell import supercell_scaling
+    return len(structure) * int(np.prod(supercell_scaling(structure.lattice, min_image_distance)))
 
-    The result is ordered smallest structure first (ties keep the set's order).
+
+def select_structures(records, ids=None, limit: int | None = None, max_atoms: int | None = None,
+                      min_image_distance: float | None = None):
+    """Filter a structure set: ``ids`` (exact), ``max_atoms`` (cell), then the ``limit`` smallest.
+
+    Ordered cheapest first: by :func:`computed_atoms` (supercell atoms when the engine has a
+    ``min_image_distance``), then cell atoms, then the set's order.
     """
     if ids:
         known = {r.id for r in records}
@@ -89,7 +100,8 @@ def select_structures(records, ids=None, limit: int | None = None, max_atoms: in
         records = [r for r in records if r.id in set(ids)]
     if max_atoms is not None:
         records = [r for r in records if len(r.structure) <= max_atoms]
-    records = sorted(records, key=lambda r: len(r.structure))
+    records = sorted(records, key=lambda r: (computed_atoms(r.structure, min_image_distance),
+                                             len(r.structure)))
     return records[:limit] if limit is not None else records
 
 
@@ -344,8 +356,9 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
         structures = default_set_path()
     if workers < 0 or checkpoint_every < 1:
         raise CorelossError("--workers must be >= 0 and --checkpoint-every >= 1")
-    records = select_structures(load_structures(structures), ids, limit_structures, max_atoms)
     eng = resolve_engine(engine, engine_params)
+    records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
+                                eng.params.get("min_image_distance"))
     params = _jsonable(eng.params)
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
     pdir, lock, created = _prepare_output(out, config)

@@ -176,16 +176,16 @@ def _orbits(structure: Structure, symprec: float) -> list[list[int]]:
                 raise ValueError("spglib returned no dataset")
             # crystallographic_orbits uses the symmetry of the primitive cell, so the orbits of a
             # supercell whose lattice breaks a rotation are still complete (equivalent_atoms is not)
-            equiv = np.asarray(getattr(data, "crystallographic_orbits", None)
-                               if getattr(data, "crystallographic_orbits", None) is not None
-                               else data.equivalent_atoms)
+            orbits = getattr(data, "crystallographic_orbits", None)
+            equiv = np.asarray(orbits if orbits is not None else data.equivalent_atoms)
             groups: dict[int, list[int]] = {}
             for i, rep in enumerate(equiv):
                 groups.setdefault(int(rep), []).append(i)
             return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
         except Exception as exc:  # spglib signals failure in several ways across versions
             last = exc
-    raise CorelossError(f"symmetry detection failed at symprec {symprec} and {SYMPREC_FALLBACK} Å: {last}")
+    raise CorelossError(f"symmetry detection failed at symprec {symprec} and {SYMPREC_FALLBACK} Å: "
+                        f"{str(last).splitlines()[0] if str(last) else type(last).__name__}")
 
 
 def _angle_mean(vectors: list[np.ndarray]) -> float:

@@ -22,7 +22,7 @@ def build(
     engine_param: Optional[List[str]] = typer.Option(
         None, "--engine-param", "-p", help="Engine parameter key=value (repeatable)."),
     limit_structures: Optional[int] = typer.Option(
-        None, "--limit-structures", help="Only the N smallest (selected) structures."),
+        None, "--limit-structures", help="Only the N cheapest (smallest computed cell) structures."),
     ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated structure ids."),
     max_atoms: Optional[int] = typer.Option(None, "--max-atoms", help="Skip structures with more atoms."),
     grid: Optional[str] = typer.Option(

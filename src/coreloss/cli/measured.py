@@ -73,7 +73,8 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
                                            write_predictions)
     stem = file.stem
     n_png_max = 10
-    mdl, measured, res = _run(file, model, lowloss, shift, smooth, resolution, bg_window, no_background, edge)
+    mdl, measured, res = _run(file, model, lowloss, shift, smooth, resolution, bg_window, no_background,
+                              edge)
     n_png = min(measured.n_spectra, n_png_max)
     pngs = [out / (f"{stem}_spectrum.png" if measured.n_spectra == 1 else f"{stem}_spectrum_{i}.png")
             for i in range(n_png)]
@@ -84,9 +85,11 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
     console = Console()
     console.print(results_table(res))
     n_ood = int(res.ood[res.valid].sum())
+    more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+    thr = res.provenance.get("ood_threshold")
+    thr = "n/a" if thr is None else f"{thr:.3g}"
     console.print(f"{res.valid.sum()} of {len(res.valid)} spectra processed, {n_ood} out of distribution "
-                  f"(OOD threshold {res.provenance.get('ood_threshold')}); wrote "
-                  + ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""))
+                  f"(OOD threshold {thr}); wrote " + ", ".join(str(p) for p in paths[:3]) + more)
 
 
 def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hspy .dm3 .dm4 .emd ...)"),
@@ -126,7 +129,8 @@ def synthetic_image(dataset: Path = typer.Argument(..., help="Dataset file (HDF5
     from coreloss.dataset import load_dataset
     from coreloss.measured.synthetic import synthetic_spectrum_image, write_hspy
     ds = load_dataset(dataset)
-    si, truth = synthetic_spectrum_image(ds.X, ds.y, ds.grid, (size, size), snr, layout, n_bad=n_bad, seed=seed)
+    si, truth = synthetic_spectrum_image(ds.X, ds.y, ds.grid, (size, size), snr, layout, n_bad=n_bad,
+                                         seed=seed)
     write_hspy(si, out, truth, list(ds.label_names), overwrite)
     typer.echo(f"wrote {out}: {size}x{size} spectra at SNR {snr:g} (truth labels in original_metadata.truth)")
 

@@ -209,10 +209,11 @@ def _summary(path: Path, symprec: float, png: Optional[Path], csv_path: Optional
 
 
 def sites(
-    file: str = typer.Argument(..., metavar="FILE | summary SET",
+    file: str = typer.Argument(..., metavar="FILE",
                                help="Structure file (CIF, POSCAR, ...) or structure set (.json[.gz]); "
                                     "or `summary` followed by a structure set."),
-    set_path: Optional[str] = typer.Argument(None, metavar="", show_default=False, hidden=True),
+    set_path: Optional[str] = typer.Argument(None, metavar="SET", show_default=False,
+                                             help="With `summary`: the structure set (.json[.gz])."),
     sid: Optional[str] = typer.Option(None, "--id", help="Structure id within a set."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     png: Optional[Path] = typer.Option(None, "--png", help="summary: write label histograms (PNG)."),

@@ -37,7 +37,8 @@ def _print_report(report, out: Path, seconds: float) -> None:
     from coreloss.structures.sources import TOO_LARGE
 
     console = Console()
-    table = Table(title=f"{len(report.records)} structures -> {out}")
+    console.print(f"{len(report.records)} structures written to {out}", highlight=False)
+    table = Table()
     for col in ("source", "read", "kept"):
         table.add_column(col, justify="left" if col == "source" else "right")
     counts = report.counts()

@@ -98,7 +98,8 @@ def read_mulliken(path) -> list[dict]:
     return out
 
 
-_BOND = re.compile(rf"^\s*([A-Za-z][\w:]*)\s+(\d+)\s+--\s+([A-Za-z][\w:]*)\s+(\d+)\s+((?:{_FLOAT}\s+)+){_FLOAT}\s*$")
+_ATOM = r"([A-Za-z][\w:]*)\s+(\d+)"
+_BOND = re.compile(rf"^\s*{_ATOM}\s+--\s+{_ATOM}\s+((?:{_FLOAT}\s+)+){_FLOAT}\s*$")
 
 
 def read_bond_populations(path) -> list[dict]:
@@ -108,7 +109,7 @@ def read_bond_populations(path) -> list[dict]:
     and ``spin`` when the table has a spin column.
     """
     lines = _lines(path)
-    rows, head = _last_table(
+    rows, _ = _last_table(
         lines, lambda ln: re.match(r"^\s*Bond\s+Population\s+(Spin\s+)?Length", ln) is not None,
         path, "bond population")
     out = []

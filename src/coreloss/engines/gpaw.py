@@ -216,6 +216,8 @@ class GPAWEngine(Engine):
         from coreloss.sites import first_shell
 
         _import_gpaw()
+        if not hasattr(structure, "lattice"):  # ASE Atoms
+            structure = AseAtomsAdaptor.get_structure(structure)
         setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
         sites = [int(i) for i in site_indices]
         for i in sites:

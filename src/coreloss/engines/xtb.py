@@ -95,18 +95,28 @@ class XTBEngine(Engine):
     def __init__(self, method: str = "GFN2-xTB", min_image_distance: float = 8.0,
                  gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2,
                  electronic_temperature: float = 300.0, accuracy: float = 1.0,
-                 max_iterations: int = 250, energy_step: float = 0.05):
+                 max_iterations: int = 250, energy_step: float = 0.05, **unknown):
+        if unknown:
+            raise CorelossError(f"unknown xtb engine parameter(s): {', '.join(sorted(unknown))}")
         if method not in METHODS:
             raise CorelossError(f"unknown xTB method {method!r}; choose one of {', '.join(METHODS)}")
-        if not 0 < energy_step <= 0.05:
+        try:
+            params = dict(min_image_distance=float(min_image_distance), gaussian_fwhm=float(gaussian_fwhm),
+                          lorentzian_fwhm=float(lorentzian_fwhm),
+                          electronic_temperature=float(electronic_temperature), accuracy=float(accuracy),
+                          max_iterations=int(max_iterations), energy_step=float(energy_step))
+        except (TypeError, ValueError) as exc:
+            raise CorelossError(f"bad xtb engine parameter: {exc}") from exc
+        if not 0 < params["energy_step"] <= 0.05:
             raise CorelossError("energy_step must be in (0, 0.05] eV")
-        if gaussian_fwhm < 0 or lorentzian_fwhm < 0 or gaussian_fwhm + lorentzian_fwhm <= 0:
+        g, lor = params["gaussian_fwhm"], params["lorentzian_fwhm"]
+        if g < 0 or lor < 0 or g + lor <= 0:
             raise CorelossError("broadening FWHMs must be >= 0 and not both zero")
-        super().__init__(method=method, min_image_distance=float(min_image_distance),
-                         gaussian_fwhm=float(gaussian_fwhm), lorentzian_fwhm=float(lorentzian_fwhm),
-                         electronic_temperature=float(electronic_temperature),
-                         accuracy=float(accuracy), max_iterations=int(max_iterations),
-                         energy_step=float(energy_step))
+        if params["min_image_distance"] <= 0 or params["max_iterations"] < 1 or params["accuracy"] <= 0:
+            raise CorelossError("min_image_distance, max_iterations and accuracy must be positive")
+        if params["electronic_temperature"] < 0:
+            raise CorelossError("electronic_temperature must be >= 0 K")
+        super().__init__(method=method, **params)
 
     @property
     def version(self) -> str:

@@ -168,7 +168,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
         if bar is not None:
             bar.stop()
     threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
-    prov = {"coreloss_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    prov = {"coreloss_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": measured.describe(), "lowloss": lowloss.source if lowloss is not None else None,
             "preprocessing": record, "grid": grid.to_dict(),
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)

@@ -50,6 +50,7 @@ class PreprocessConfig:
     smooth_polyorder: int = 2
     onset_fraction: float = 0.1
     onset_smooth_ev: float = 0.3
+    onset_sustain_ev: float = 0.5  # crossing must hold this long (ignores pre-edge noise spikes)
     min_edge_sigma: float = 2.0  # edge jump / pre-edge noise below this: "no O K edge"
     onset_range_ev: tuple[float, float] = (-10.0, 15.0)  # allowed onset relative to edge_ev
 
@@ -87,8 +88,10 @@ def smooth_rows(data: np.ndarray, step: float, fwhm: float) -> np.ndarray:
     if fwhm <= 0:
         return np.array(data, float)
     k = gaussian_kernel(step, fwhm)
+    nz = np.nonzero(k > 1e-13 * k.max())[0]  # drop tails that cannot change a float64 result
+    k = k[nz[0]:nz[-1] + 1]
     data = np.asarray(data, float)
-    if k.size <= 65:
+    if k.size <= 129:
         return convolve1d(data, k, axis=-1, mode="nearest")
     half = (k.size - 1) // 2  # long kernels: FFT convolution of the edge-padded rows
     pad = [(0, 0)] * (data.ndim - 1) + [(half, half)]
@@ -136,13 +139,24 @@ def check_edge_range(energy, config: PreprocessConfig) -> None:
                             f"{need_lo:g}-{need_hi:g} eV (check the energy calibration or use --shift)")
 
 
-def onsets(energy, data, fraction: float = 0.1, smooth_ev: float = 0.3) -> np.ndarray:
-    """Row-wise :func:`coreloss.spectra.onset_energy` (same rule), NaN where no positive maximum."""
+def onsets(energy, data, fraction: float = 0.1, smooth_ev: float = 0.3,
+           sustain_ev: float = 0.0) -> np.ndarray:
+    """Row-wise :func:`coreloss.spectra.onset_energy` (same rule), NaN where no positive maximum.
+
+    ``sustain_ev > 0`` makes the rule robust to noise spikes before the edge: the crossing must stay
+    above the threshold for ``sustain_ev``; for a clean, rising edge the result is unchanged.
+    """
     step = abs(float(np.median(np.diff(energy))))
     y = smooth_rows(data, step, smooth_ev)
     peak = np.max(y, axis=1)
     thr = fraction * peak
     above = y >= thr[:, None]
+    k = int(round(sustain_ev / step))
+    if k > 1:  # above[i] and the next k-1 channels all above the threshold
+        c = np.concatenate([np.zeros((len(y), 1), int), np.cumsum(above, axis=1)], axis=1)
+        n = y.shape[1]
+        hi = np.minimum(np.arange(n) + k, n)
+        above = (c[:, hi] - c[:, :n]) == (hi - np.arange(n))[None, :]
     i = np.argmax(above, axis=1)
     rows = np.arange(y.shape[0])
     im1 = np.maximum(i - 1, 0)
@@ -275,12 +289,13 @@ def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | 
         energy, data = energy[keep], data[:, keep]
         amp, r, ok = powerlaw_fit(energy, data, (lo, hi))
         reasons[(reasons == "") & ~ok] = "background fit failed (pre-edge not positive)"
-        with np.errstate(over="ignore", invalid="ignore"):
-            bg = amp[:, None] * energy[None, :] ** (-r[:, None])
-        data = data - np.where(ok[:, None], bg, 0.0)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_amp = np.where(ok, np.log(amp), -np.inf)[:, None]
+            log_bg = log_amp - np.where(ok, r, 0.0)[:, None] * np.log(energy)[None, :]
+            data -= np.exp(log_bg)  # A E^-r; failed fits subtract nothing
         record["stages"].append({"stage": "background", "model": "power law A*E^-r",
                                  "method": "log-log least squares", "window_eV": [lo, hi],
-                                 "r_median": float(np.nanmedian(np.where(ok, r, np.nan))) if ok.any() else None})
+                                 "r_median": float(np.median(r[ok])) if ok.any() else None})
     win = (energy >= lo) & (energy <= hi)
     pre_noise = np.std(data[:, win], axis=1) if config.background else None
 
@@ -320,13 +335,14 @@ def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | 
         with np.errstate(divide="ignore", invalid="ignore"):
             weak = ~(jump > config.min_edge_sigma * pre_noise)
         reasons[(reasons == "") & weak] = "no O K edge found (edge jump below pre-edge noise)"
-    on = onsets(energy, data, config.onset_fraction, config.onset_smooth_ev)
+    on = onsets(energy, data, config.onset_fraction, config.onset_smooth_ev, config.onset_sustain_ev)
     lo_on, hi_on = config.edge_ev + config.onset_range_ev[0], config.edge_ev + config.onset_range_ev[1]
     bad_on = ~((on >= lo_on) & (on <= hi_on))
     reasons[(reasons == "") & bad_on] = f"onset outside {lo_on:g}-{hi_on:g} eV"
     X = align_rows(energy, data, np.where(np.isfinite(on), on, config.edge_ev), grid)
     record["stages"].append({"stage": "onset_align_normalise", "rule": "coreloss.spectra.onset_energy",
-                             "fraction": config.onset_fraction, "grid": grid.to_dict(),
+                             "fraction": config.onset_fraction, "sustain_eV": config.onset_sustain_ev,
+                             "grid": grid.to_dict(),
                              "normalisation": "unit area on the grid"})
     bad = reasons != ""
     reasons[~bad & ~np.all(np.isfinite(X), axis=1)] = "normalisation failed (zero area)"

@@ -48,7 +48,7 @@ class PCAOutlierScore:
         d = X - self.mean_
         z = d @ self.components_.T
         t2 = np.sum(z**2 / self.variances_, axis=1)
-        q = np.sum((d - z @ self.components_) ** 2, axis=1)
+        q = np.maximum(np.einsum("ij,ij->i", d, d) - np.einsum("ij,ij->i", z, z), 0.0)  # orthonormal rows
         return t2, q
 
     def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
