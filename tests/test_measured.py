@@ -80,6 +80,17 @@ def test_truncated_hspy(tmp_path):
         read_measured(bad)
 
 
+def test_read_emd_spectrum_image(tmp_path):
+    import hyperspy.api as hs
+    s = hs.signals.Signal1D(np.arange(3 * 4 * 50, dtype=np.float32).reshape(3, 4, 50))
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units, ax.name = 500.0, 0.25, "eV", "Energy loss"
+    s.save(str(tmp_path / "si.emd"))
+    m = read_measured(tmp_path / "si.emd")
+    assert m.nav_shape == (3, 4) and m.energy[1] == pytest.approx(500.25)
+    assert m.data[2, 3, 0] == 2 * 200 + 3 * 50
+
+
 def test_text_reader_rejects_garbage_inside_data(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("E,I\n" + "".join(f"{530 + i},{i}\n" for i in range(12)) + "oops,1\n")

@@ -161,6 +161,8 @@ def save_maps(res: MeasuredPrediction, measured: MeasuredSpectra, out_dir, stem:
         axs[1].scatter(x, cat, c=cat, cmap=matplotlib.colors.ListedColormap(["#4daf4a", "#e41a1c", "0.6"]),
                        vmin=-0.5, vmax=2.5)
         axs[1].set_yticks([0, 1, 2], ["ok", "OOD", "failed"])
+        for ax in axs:
+            ax.set_xlabel(_label(a), fontsize=8)
     fig.tight_layout()
     fig.savefig(other[1], dpi=110)
     plt.close(fig)

@@ -219,6 +219,10 @@ def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
         if not sigs:
             raise CorelossError(f"{path}: contains no 1-D spectrum signal")
         sig = sigs[0]
+    if sig.axes_manager.signal_dimension != 1:  # e.g. EMD stores every axis as a signal axis
+        ev = [a for a in sig.axes_manager.signal_axes if str(a.units).strip().lower() in _ENERGY_UNITS]
+        if len(ev) == 1 and not sig.axes_manager.navigation_axes:
+            sig = sig.as_signal1D(ev[0].index_in_axes_manager)
     if sig.axes_manager.signal_dimension != 1:
         raise CorelossError(f"{path}: signal is {sig.axes_manager.signal_dimension}-D, expected spectra "
                             "(a 1-D energy axis)")
@@ -246,7 +250,7 @@ def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
         raise CorelossError(f"{path}: data of type {data.dtype} is not real numbers")
     if np.any(np.diff(energy) < 0):
         energy, data = energy[::-1], data[..., ::-1]
-    nav = [NavAxis(str(a.name) if a.name not in (None, "<undefined>") else f"axis{i}", int(a.size),
+    nav = [NavAxis(str(a.name) if a.name and str(a.name) != "<undefined>" else f"axis{i}", int(a.size),
                    float(getattr(a, "scale", 1.0)), float(getattr(a, "offset", 0.0)),
                    "" if str(a.units) == "<undefined>" else str(a.units))
            for i, a in enumerate(sig.axes_manager.navigation_axes[::-1])]
