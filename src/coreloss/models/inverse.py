@@ -190,6 +190,7 @@ class InverseModel:
             "train_seconds": round(time.perf_counter() - t0, 2),
             "best_val_mse": [float(min(h["val_mse"])) if h["val_mse"] else None for h in hist],
             "training_provenance": provenance or {},
+            "training_envelope": _envelope(X[tr]),
         }
         return self
 
@@ -267,3 +268,10 @@ class InverseModel:
         obj.label_names = list(obj.metadata.get("label_names", LABEL_NAMES))
         obj.label_units = list(obj.metadata.get("label_units", obj.label_units))
         return obj
+
+
+def _envelope(X) -> dict:
+    """5-95 % band and mean of the training spectra on the grid (for plots of measured spectra)."""
+    return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
+            "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
+            "mean": X.mean(axis=0).round(6).tolist()}
