@@ -1,7 +1,8 @@
 """Seconds per O site of the gpaw engine on SiO2 polymorphs (serial GPAW, OMP_NUM_THREADS=1).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_engines_gpaw.py \
-        --polymorphs Quartz-alpha Stishovite --ecut 300 --min-image-distance 5 --empty-ev 20
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_engines_gpaw.py --polymorphs \
+        Quartz-alpha Quartz-beta Stishovite Seifertite "Quartz-alpha*1x1x2" Coesite \
+        --ecut 300 --min-image-distance 4 --empty-ev 20
 
 Structures: ``../shared/data/structures/minerals/<name>.cif``. One symmetry-inequivalent O site
 per polymorph (the first of :func:`coreloss.sites.o_sites`). Results (per-phase timings, supercell
@@ -101,7 +102,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--polymorphs", nargs="+", default=["Quartz-alpha", "Stishovite"])
     ap.add_argument("--ecut", type=float, default=300.0)
-    ap.add_argument("--min-image-distance", type=float, default=5.0)
+    ap.add_argument("--min-image-distance", type=float, default=4.0)
     ap.add_argument("--empty-ev", type=float, default=20.0)
     ap.add_argument("--kdensity", type=float, default=None)
     ap.add_argument("--extrapolate", type=int, nargs="+", default=[72, 144, 288],

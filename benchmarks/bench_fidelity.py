@@ -1,7 +1,8 @@
 """Fidelity of the fast xtb engine against the gpaw (PBE core-hole) reference on dense SiO2.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_fidelity.py \
-        --polymorphs Quartz-alpha Stishovite Seifertite Coesite --ecut 300 --min-image-distance 4
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_fidelity.py --polymorphs \
+        Quartz-alpha Quartz-beta Stishovite Seifertite Coesite --ecut 300 --min-image-distance 4 \
+        --empty-ev 20
 
 For each polymorph (``../shared/data/structures/minerals/<name>.cif``), the first
 symmetry-inequivalent O site is computed with ``get_engine("xtb")`` (its defaults) and with
@@ -61,7 +62,7 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--polymorphs", nargs="+",
-                    default=["Quartz-alpha", "Stishovite", "Seifertite", "Coesite"])
+                    default=["Quartz-alpha", "Quartz-beta", "Stishovite", "Seifertite", "Coesite"])
     ap.add_argument("--ecut", type=float, default=300.0)
     ap.add_argument("--min-image-distance", type=float, default=4.0)
     ap.add_argument("--empty-ev", type=float, default=20.0)

@@ -402,8 +402,8 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("sites  {task.fields[structs]} structures  [red]{task.fields[fails]} failed"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    since, last = 0, time.monotonic()
-    with Progress(*columns, console=console, transient=False) as bar:
+    since, last, start = 0, time.monotonic(), time.monotonic()
+    with Progress(*columns, console=console, transient=False, speed_estimate_period=3600) as bar:
         task = bar.add_task(f"{engine.name} -> {out.name}", total=total,
                             structs=f"0/{len(todo)}", fails=0)
         for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler), 1):
@@ -419,9 +419,11 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
             if since >= every or time.monotonic() - last > every_s:
                 consolidate(out, grid, {**prov, "updated": now()})
                 since, last = 0, time.monotonic()
-                if not console.is_terminal:
+                if not console.is_terminal:  # a log line for nohup'd builds
                     done = bar.tasks[0].completed
-                    eta = bar.tasks[0].time_remaining
+                    rate = done / max(time.monotonic() - start, 1e-9)
+                    eta = (total - done) / rate / 3600 if rate > 0 else float("nan")
                     console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} "
-                                  f"structures, {len(report.new_failures)} failed, "
-                                  f"ETA {eta / 3600 if eta else float('nan'):.1f} h")
+                                  f"structures, {len(report.new_failures)} failed, {60 * rate:.1f} "
+                                  f"sites/min, ETA {eta:.1f} h (at this rate; later structures "
+                                  "are larger)", soft_wrap=True, highlight=False)
