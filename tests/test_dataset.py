@@ -258,3 +258,18 @@ def test_resume_after_kill_9(tmp_path):
     pids = {p["engine"]["pid"] for p in ds.site_provenance}
     assert len(pids) == 2  # one worker before the kill, one after
     assert not parts_dir(out).exists()
+
+
+def test_external_scheduler_gives_same_results(tmp_path, small_set):
+    """``scheduler=`` connects to an existing Dask cluster; results equal the serial build's."""
+    from dask.distributed import LocalCluster
+    serial = tmp_path / "serial.h5"
+    build_dataset(serial, small_set, engine="test_dataset:ToyEngine", workers=0)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        rep = build_dataset(tmp_path / "dask.h5", small_set, engine="test_dataset:ToyEngine",
+                            scheduler=cl.scheduler_address)
+    a, b = load_dataset(serial), load_dataset(tmp_path / "dask.h5")
+    assert rep.new_sites == len(a) == len(b) == 7
+    order = lambda d: np.lexsort((d.site_index, d.structure_ids))  # noqa: E731
+    ia, ib = order(a), order(b)
+    assert np.array_equal(a.X[ia], b.X[ib]) and np.allclose(a.y[ia], b.y[ib], equal_nan=True)

@@ -1,6 +1,7 @@
 """The gpaw engine: core-hole setups, Delta-KS validation on water, a tiny stishovite cell.
 
-Runtime on 1 shared core: ~1.5-2.5 min for the whole file (water ~20 s, stishovite ~60 s).
+Runtime: ~40 s for the whole file on a quiet machine, ~2.5 min under heavy load (stishovite
+fixture ~22-90 s, water Delta-KS ~13-50 s).
 """
 
 import pickle

@@ -11,7 +11,6 @@ the crash-safe part files of :mod:`coreloss.dataset_store`. Re-running the same 
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import json
 import os
@@ -22,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from coreloss import __version__
-from coreloss.dataset_store import (Dataset, Table, collect, consolidate, load_dataset, now,
-                                    parts_dir, read_header, write_part)
+from coreloss.dataset_store import (Dataset, Table, collect, consolidate, list_parts, load_dataset,
+                                    now, prepare_output, write_part)
 from coreloss.errors import CorelossError
 from coreloss.labels import ELECTRONIC_LABELS, LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
@@ -224,51 +223,6 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def _check_config(stored: dict, config: dict, where: Path) -> None:
-    for key in ("engine", "parameters", "grid"):
-        a, b = stored.get(key), config[key]
-        if key == "grid":
-            a, b = EnergyGrid.from_dict(a) if a else None, EnergyGrid.from_dict(b)
-            same = a is not None and a.matches(b)
-        else:
-            same = a == b
-        if not same:
-            raise CorelossError(f"{where} was built with {key}={json.dumps(stored.get(key))}, not "
-                                f"{json.dumps(config[key])}; use another --out")
-
-
-def _prepare_output(out: Path, config: dict) -> tuple[Path, object, dict]:
-    """Validate ``out`` and its parts folder, take the writer lock; return (parts, lock, created)."""
-    if out.is_dir():
-        raise CorelossError(f"output {out} is a directory; give a file name like data.h5")
-    pdir = parts_dir(out)
-    header = {}
-    if out.exists():
-        header = read_header(out)
-        _check_config(header, config, out)
-    if pdir.exists():
-        run = pdir / "run.json"
-        if not pdir.is_dir() or not run.is_file():
-            raise CorelossError(f"{pdir} exists and is not a coreloss build folder; choose another --out")
-        header = header or json.loads(run.read_text())
-        _check_config(json.loads(run.read_text()), config, pdir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pdir.mkdir(exist_ok=True)
-    lock = open(pdir / "lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise CorelossError(f"another build is writing {out} right now")
-    created = header.get("created") or now()
-    if not (pdir / "run.json").exists():
-        from coreloss.dataset_store import atomic_write_bytes
-        atomic_write_bytes(pdir / "run.json", json.dumps({**config, "created": created}).encode())
-    for stale in [*pdir.glob(".*.tmp"), out.with_name(out.name + ".tmp")]:
-        stale.unlink(missing_ok=True)
-    return pdir, lock, created
-
-
 def _check_same_structures(table: Table, records) -> None:
     from pymatgen.core import Structure
     for r in records:
@@ -361,7 +315,7 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
                                 eng.params.get("min_image_distance"))
     params = _jsonable(eng.params)
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
-    pdir, lock, created = _prepare_output(out, config)
+    pdir, lock, created = prepare_output(out, config)
     try:
         table, _ = collect(out)
         _check_same_structures(table, records)
@@ -382,6 +336,13 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
         except OSError:
             pass
     finally:
+        if not out.exists() and pdir.is_dir() and not list_parts(pdir):  # nothing was written
+            for p in (pdir / "run.json", pdir / "lock"):
+                p.unlink(missing_ok=True)
+            try:
+                pdir.rmdir()
+            except OSError:
+                pass
         lock.close()
     report.seconds = time.perf_counter() - t0
     return report

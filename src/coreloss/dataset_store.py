@@ -11,6 +11,7 @@ never duplicates a site: rows are keyed by ``(structure_id, site_index)``.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -249,6 +250,51 @@ def collect(out: Path) -> tuple[Table, list[Path]]:
             continue
         parts.append(p)
     return table, parts
+
+
+# ----------------------------------------------------------------------------- output checks
+def _check_config(stored: dict, config: dict, where: Path) -> None:
+    for key in ("engine", "parameters", "grid"):
+        a, b = stored.get(key), config[key]
+        if key == "grid":
+            a, b = EnergyGrid.from_dict(a) if a else None, EnergyGrid.from_dict(b)
+            same = a is not None and a.matches(b)
+        else:
+            same = a == b
+        if not same:
+            raise CorelossError(f"{where} was built with {key}={json.dumps(stored.get(key))}, not "
+                                f"{json.dumps(config[key])}; use another --out")
+
+
+def prepare_output(out: Path, config: dict) -> tuple[Path, object, dict]:
+    """Validate ``out`` and its parts folder, take the writer lock; return (parts, lock, created)."""
+    if out.is_dir():
+        raise CorelossError(f"output {out} is a directory; give a file name like data.h5")
+    pdir = parts_dir(out)
+    header = {}
+    if out.exists():
+        header = read_header(out)
+        _check_config(header, config, out)
+    if pdir.exists():
+        run = pdir / "run.json"
+        if not pdir.is_dir() or not run.is_file():
+            raise CorelossError(f"{pdir} exists and is not a coreloss build folder; choose another --out")
+        header = header or json.loads(run.read_text())
+        _check_config(json.loads(run.read_text()), config, pdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pdir.mkdir(exist_ok=True)
+    lock = open(pdir / "lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise CorelossError(f"another build is writing {out} right now")
+    created = header.get("created") or now()
+    if not (pdir / "run.json").exists():
+        atomic_write_bytes(pdir / "run.json", json.dumps({**config, "created": created}).encode())
+    for stale in [*pdir.glob(".*.tmp"), out.with_name(out.name + ".tmp")]:
+        stale.unlink(missing_ok=True)
+    return pdir, lock, created
 
 
 # ----------------------------------------------------------------------------- reading API

@@ -134,8 +134,9 @@ def evaluate(
 
 
 def simulate(
-    structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, ... read by pymatgen)."),
+    structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, ...) or a structure set."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (spectra.csv, sites.csv, spectra.png)."),
+    sid: Optional[str] = typer.Option(None, "--id", help="Structure id when STRUCTURE is a structure set."),
     model_path: Optional[Path] = typer.Option(None, "--model", help="Forward model (default: shipped)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
 ):
@@ -146,13 +147,8 @@ def simulate(
     from coreloss.models import default_forward_model_path
     from coreloss.models.forward import ForwardModel
 
-    if not structure.is_file():
-        raise CorelossError(f"structure file not found: {structure}")
-    try:
-        from pymatgen.core import Structure
-        s = Structure.from_file(str(structure))
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
-        raise CorelossError(f"cannot read {structure} as a structure: {exc}") from exc
+    from coreloss.structures.io import read_structure
+    _, s = read_structure(structure, sid)
     model = ForwardModel.load(model_path or default_forward_model_path())
     files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
     out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import typer
 from coreloss.errors import CorelossError
 from coreloss.labels import GEOMETRIC_LABELS, LABEL_UNITS, label
 from coreloss.sites import SYMPREC, o_sites, site_table
+from coreloss.structures.io import pick_structure, read_structures
 
 _HEADERS = {"bond_length": "bond length (Å)", "bond_angle": "cation-O-cation angle (deg)",
             "voronoi_volume": "Voronoi volume (Å³)"}
@@ -35,42 +36,11 @@ def _one_line(exc: BaseException) -> str:
 
 def _read_file(path: Path) -> list[tuple[str, object]]:
     """``[(id, Structure)]`` from a structure set or a single structure file."""
-    from pymatgen.core import Structure
-
-    from coreloss.structures.record import load_structures
-
-    if not path.exists():
-        raise CorelossError(f"file not found: {path}")
-    if path.is_dir():
-        raise CorelossError(f"{path} is a directory, not a structure file")
-    name = path.name.lower()
-    if name.endswith((".json", ".json.gz")):
-        try:
-            return [(r.id, r.structure) for r in load_structures(path)]
-        except CorelossError as exc:
-            if "format" not in str(exc):
-                raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorelossError(f"{path}: malformed structure set ({_one_line(exc)})") from exc
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            structure = Structure.from_file(path)
-    except Exception as exc:  # pymatgen raises many types for unreadable input
-        raise CorelossError(f"cannot read a structure from {path}: {_one_line(exc)}") from exc
-    return [(path.stem, structure)]
+    return read_structures(path)
 
 
 def _pick(items: list[tuple[str, object]], path: Path, sid: Optional[str]):
-    if sid is None:
-        if len(items) == 1:
-            return items[0]
-        raise CorelossError(f"{path} holds {len(items)} structures: pick one with --id "
-                            f"(e.g. {items[0][0]}) or use `coreloss sites summary {path}`")
-    for item in items:
-        if item[0] == sid:
-            return item
-    raise CorelossError(f"no structure with id {sid!r} in {path}")
+    return pick_structure(items, path, sid, hint=f" or use `coreloss sites summary {path}`")
 
 
 def _num(x: float) -> Optional[float]:
