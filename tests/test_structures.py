@@ -170,7 +170,8 @@ def test_cli_build_from_folder_idempotent(tmp_path, monkeypatch, capsys):
     assert strip(out.read_text()) == strip(first)
 
 
-@pytest.mark.parametrize("case", ["missing_dir", "not_structure", "out_not_set", "empty_dir"])
+@pytest.mark.parametrize("case", ["missing_dir", "not_structure", "out_not_set", "empty_dir",
+                                  "mp_no_key"])
 def test_cli_bad_inputs(case, tmp_path, monkeypatch, capsys):
     out = tmp_path / "set.json"
     args = ["structures", "build", "--out", out, "--from", tmp_path / "missing"]
@@ -180,6 +181,9 @@ def test_cli_bad_inputs(case, tmp_path, monkeypatch, capsys):
     elif case == "empty_dir":
         (tmp_path / "empty").mkdir()
         args[-1] = tmp_path / "empty"
+    elif case == "mp_no_key":
+        monkeypatch.delenv("MP_API_KEY", raising=False)
+        args = ["structures", "build", "--out", out, "--mp"]
     elif case == "out_not_set":
         out.write_text("precious user data")
         args[-1] = _write_folder(tmp_path)

@@ -29,14 +29,14 @@ def test_prototypes_substituted_and_prescaled():
 @pytest.mark.slow
 def test_tiny_chgnet_relaxation():
     dropped = []
-    recs = generate_sio2(labels=[RUTILE], workers=1, steps=8, progress=False, dropped=dropped)
+    recs = generate_sio2(labels=[RUTILE], workers=1, steps=40, progress=False, dropped=dropped)
     assert dropped == []
     by_proto = {r.meta["prototype"]: r for r in recs}
     assert set(by_proto) == {RUTILE, QUARTZ_PROTOTYPE}
     assert by_proto[QUARTZ_PROTOTYPE].meta["e_above_quartz"] == 0.0
     stish = by_proto[RUTILE]
     assert stish.source == "generated-chgnet" and "CHGNet" in stish.citation
-    assert stish.meta["relax_steps"] <= 8 and np.isfinite(stish.meta["chgnet_energy_per_atom"])
+    assert stish.meta["relax_steps"] < 40 and np.isfinite(stish.meta["chgnet_energy_per_atom"])
     assert 0.0 < stish.meta["e_above_quartz"] < 0.5  # stishovite is above quartz
     assert check_sio2(stish.structure) == [] and stish.meta["spacegroup_number"] == 136
 

@@ -113,7 +113,7 @@ def show(path: Path = typer.Argument(..., help="A structure set file (default se
     records = load_structures(default_set_path() if str(path) == "default" else path)
     table = Table(title=f"{len(records)} structures")
     for col in ("id", "source", "atoms", "space group", "density g/cm3"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in records:
         table.add_row(r.id, r.source, str(len(r.structure)), str(r.meta.get("spacegroup", "")),
                       f"{float(r.structure.density):.3f}")

@@ -88,6 +88,8 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     """
     if max_atoms < 1:
         raise CorelossError("--max-atoms must be positive")
+    if mp:
+        sources.check_mp_available()  # fail before the slow readers
     dropped: list = []
     raw: list[StructureRecord] = []
     minerals = None

@@ -60,6 +60,9 @@ def save_structures(records: list[StructureRecord], path: str | Path, extra: dic
     data = json.dumps(doc).encode()
     with os.fdopen(fd, "wb") as fh:
         fh.write(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
     os.replace(tmp, path)
 
 

@@ -245,16 +245,22 @@ def read_folder(directory: str | Path, dropped: list | None = None) -> list[Stru
     return records
 
 
-def read_materials_project(max_atoms: int = 150, api_key: str | None = None,
-                           dropped: list | None = None) -> list[StructureRecord]:
-    """All SiO2 entries of the Materials Project with <= ``max_atoms`` sites (needs mp-api, MP_API_KEY)."""
+def check_mp_available(api_key: str | None = None) -> str:
+    """The Materials Project API key; CorelossError without a key or without mp-api installed."""
     api_key = api_key or os.environ.get("MP_API_KEY")
     if not api_key:
         raise CorelossError("--mp needs a Materials Project API key in the MP_API_KEY environment variable")
-    try:
-        from mp_api.client import MPRester
-    except ImportError:
-        raise CorelossError("--mp needs the mp-api package: pip install 'coreloss[mp]'") from None
+    if importlib.util.find_spec("mp_api") is None:
+        raise CorelossError("--mp needs the mp-api package: pip install 'coreloss[mp]'")
+    return api_key
+
+
+def read_materials_project(max_atoms: int = 150, api_key: str | None = None,
+                           dropped: list | None = None) -> list[StructureRecord]:
+    """All SiO2 entries of the Materials Project with <= ``max_atoms`` sites (needs mp-api, MP_API_KEY)."""
+    api_key = check_mp_available(api_key)
+    from mp_api.client import MPRester
+
     try:
         with MPRester(api_key) as mpr:
             docs = mpr.materials.summary.search(formula="SiO2", num_sites=(1, max_atoms),
