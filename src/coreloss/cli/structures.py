@@ -38,6 +38,10 @@ def _print_report(report, out: Path, seconds: float) -> None:
 
     console = Console()
     console.print(f"{len(report.records)} structures written to {out}", highlight=False)
+    if report.parameters.get("minerals_dir") == "not found":
+        console.print("note: AMCSD minerals folder (../shared/data/structures/minerals) not found; "
+                      "coesite, seifertite and the measured quartz/stishovite cells are left out "
+                      "(pass --minerals DIR)", highlight=False)
     table = Table()
     for col in ("source", "read", "kept"):
         table.add_column(col, justify="left" if col == "source" else "right")
@@ -76,6 +80,8 @@ def build(
     minerals: Optional[Path] = typer.Option(None, "--minerals",
                                             help="Folder of AMCSD CIFs (default: ../shared/data/"
                                                  "structures/minerals where it exists)."),
+    no_minerals: bool = typer.Option(False, "--no-minerals",
+                                     help="Leave out the AMCSD minerals even where they exist."),
     workers: int = typer.Option(2, "--workers", help="Processes for --generate."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ):
@@ -91,7 +97,8 @@ def build(
     if from_dir is not None and not from_dir.exists():
         raise CorelossError(f"--from: folder not found: {from_dir}")
     t0 = time.perf_counter()
-    report = build_structure_set(max_atoms=max_atoms, minerals_dir=minerals, generate=generate,
+    report = build_structure_set(max_atoms=max_atoms, minerals_dir=minerals,
+                                 use_minerals=not no_minerals, generate=generate,
                                  include_generated=not no_generated, from_dir=from_dir, mp=mp,
                                  workers=workers, progress=not quiet)
     if not report.records:

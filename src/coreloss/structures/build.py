@@ -45,12 +45,6 @@ def shipped_generated() -> list[StructureRecord]:
     return [StructureRecord.from_dict(r) for r in rows]
 
 
-def shipped_minerals() -> list[StructureRecord]:
-    """The AMCSD SiO2 records of the embedded default set (used when the minerals folder is absent)."""
-    return [StructureRecord.from_dict(r) for r in _embedded_doc().get("structures", [])
-            if r["source"] == "amcsd"]
-
-
 @dataclass
 class BuildReport:
     """Result of :func:`build_structure_set`.
@@ -78,13 +72,15 @@ class BuildReport:
 
 
 def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = None,
-                        generate: bool = False, include_generated: bool = True,
+                        use_minerals: bool = True, generate: bool = False, include_generated: bool = True,
                         from_dir: str | Path | None = None, mp: bool = False, workers: int = 2,
                         progress: bool = False) -> BuildReport:
     """Read, check (:func:`check_sio2`, or :func:`check_oxide` for ``from_dir``), deduplicate and sort.
 
     max_atoms: largest primitive cell kept (atoms); generate: rerun the CHGNet generation (minutes)
     instead of reading the shipped generated structures; include_generated: add generated structures.
+    The AMCSD minerals are read in place from ``minerals_dir`` (default: ``../shared/data/...`` where it
+    exists; never shipped inside the package); ``use_minerals=False`` leaves them out.
     """
     if max_atoms < 1:
         raise CorelossError("--max-atoms must be positive")
@@ -96,11 +92,12 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     if from_dir is not None:
         raw += sources.read_folder(from_dir, dropped)
     else:
-        minerals = sources.find_minerals_dir(minerals_dir)
+        minerals = sources.find_minerals_dir(minerals_dir) if use_minerals else None
         raw += sources.read_zeose(max_atoms, dropped, progress=progress)
         raw += sources.read_aflow(dropped, max_atoms)
         raw += sources.read_pyxtal(dropped)
-        raw += sources.read_minerals(minerals, dropped) if minerals is not None else shipped_minerals()
+        if minerals is not None:
+            raw += sources.read_minerals(minerals, dropped)
         if include_generated:
             if generate:
                 from coreloss.structures.generate import generate_sio2
@@ -130,7 +127,7 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     params = {"max_atoms": max_atoms, "generate": generate, "include_generated": include_generated,
               "from_dir": str(from_dir) if from_dir is not None else None, "mp": mp,
               "minerals_dir": str(minerals) if minerals is not None else (
-                  "embedded default" if from_dir is None else None),
+                  "not found" if from_dir is None and use_minerals else None),
               "checks": "oxide" if from_dir is not None else "sio2"}
     return BuildReport(sorted(unique, key=lambda r: r.id), read, sorted(dropped),
                        sorted(duplicates), params, sorted(generated_ok, key=lambda r: r.id))
