@@ -36,6 +36,12 @@ def load_polymorph(name: str):
     from pymatgen.core import Structure
 
     base, _, rep = name.partition("*")
+    if base.startswith("zeo-"):  # an IZA framework of the embedded default set, e.g. zeo-CHA
+        from coreloss.structures import default_set_path, load_structures
+        s = next((r.structure for r in load_structures(default_set_path()) if r.id == base), None)
+        if s is None:
+            raise SystemExit(f"no structure {base} in the embedded default set")
+        return s * [int(x) for x in rep.split("x")] if rep else s
     path = MINERALS / f"{base}.cif"
     if not path.is_file():
         raise SystemExit(f"missing structure {path} (shared data not present)")
