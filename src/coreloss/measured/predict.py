@@ -157,6 +157,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             if ok.any():
                 m, s = model.predict(p.X[ok])
                 sc, fl = model.ood_score(p.X[ok])
+                if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
+                    fl = fl | model.extrapolated(m)
                 idx = np.arange(a, b)[ok]
                 mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
             if keep:
@@ -174,7 +176,9 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "preprocessing": record, "grid": grid.to_dict(),
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
-            "ood_threshold": threshold, "n_spectra": n, "n_failed": int((reasons != "").sum()),
+            "ood_threshold": threshold,
+            "ood_rule": "PCA score of the processed spectrum > ood_threshold, or a predicted label "
+                        "outside the training range widened by 10 % of it", "n_spectra": n, "n_failed": int((reasons != "").sum()),
             "units": dict(zip(model.label_names, model.label_units))}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,

@@ -85,6 +85,10 @@ def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np
     return idx[~is_val], idx[is_val]
 
 
+#: predicted labels beyond the training range by more than this fraction of it are flagged
+EXTRAPOLATION_MARGIN = 0.1
+
+
 class InverseModel:
     """Spectrum -> (mean, std) of the six labels. ``fit`` / ``predict`` / ``ood_score`` / ``save`` / ``load``."""
 
@@ -191,6 +195,7 @@ class InverseModel:
             "best_val_mse": [float(min(h["val_mse"])) if h["val_mse"] else None for h in hist],
             "training_provenance": provenance or {},
             "training_envelope": _envelope(X[tr]),
+            "label_range": label_range(y),
         }
         return self
 
@@ -213,6 +218,22 @@ class InverseModel:
         """``(score (n,), flag (n,) bool)``: flag marks spectra unlike the training data."""
         self._check_fitted()
         return self.ood_.score(check_spectra(X, self.grid, grid))
+
+    def extrapolated(self, mean, margin: float = EXTRAPOLATION_MARGIN) -> np.ndarray:
+        """(n,) bool: a predicted label lies outside the training range widened by ``margin`` x range.
+
+        A second OOD test next to :meth:`ood_score`: a spectrum inside the spectral envelope can
+        still drive the network to labels it never saw (e.g. a transition-metal oxide's O K edge).
+        """
+        rng = (getattr(self, "metadata", {}) or {}).get("label_range")
+        mean = np.atleast_2d(np.asarray(mean, float))
+        if not rng:
+            return np.zeros(len(mean), bool)
+        lo, hi = np.asarray(rng["min"], float), np.asarray(rng["max"], float)
+        pad = margin * (hi - lo)
+        with np.errstate(invalid="ignore"):
+            out = (mean < lo - pad) | (mean > hi + pad)
+        return np.any(out & np.isfinite(lo) & np.isfinite(hi), axis=1)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -275,3 +296,10 @@ def _envelope(X) -> dict:
     return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
             "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
             "mean": X.mean(axis=0).round(6).tolist()}
+
+
+def label_range(y) -> dict:
+    """Per-label min and max of training labels (label units; NaN labels ignored)."""
+    y = np.asarray(y, float)
+    with np.errstate(invalid="ignore"):
+        return {"min": np.nanmin(y, axis=0).tolist(), "max": np.nanmax(y, axis=0).tolist()}
