@@ -48,6 +48,11 @@ def get_model(args, X, y, groups):
         if model.metadata.get("bench_heldout_groups"):  # saved by this script with --save-model
             test = np.isin(groups, model.metadata["bench_heldout_groups"])
             return model, np.nonzero(test)[0], f"{args.model} (held out: {test.sum()} spectra)"
+        split = (model.metadata.get("training_provenance") or {}).get("split") or {}
+        if "test_fraction" in split:  # trained by `coreloss train` / bench_models: its fixed test structures
+            from coreloss.evaluate import test_mask
+            test = test_mask(groups, split["test_fraction"], split.get("seed", 0))
+            return model, np.nonzero(test)[0], f"{args.model} (held out: its {test.sum()} test-set spectra)"
         p = model.metadata.get("params", {})
         tr, va = _group_val_split(len(X), groups, p.get("val_fraction", 0.15), p.get("seed", 0))
         if model.metadata.get("n_val") != len(va):
