@@ -258,6 +258,14 @@ def _executor(workers: int, scheduler: str | None):
     return Client(cluster)
 
 
+def _task_cost(record: dict, only, engine) -> int:
+    """Rough relative cost of a task (for scheduling): computed atoms^2.8 x O atoms to run."""
+    from pymatgen.core import Structure
+    s = Structure.from_dict(record["structure"])
+    n_o = len(only) if only is not None else sum(sp.symbol == "O" for sp in s.species)
+    return int(computed_atoms(s, engine.params.get("min_image_distance")) ** 2.8 * n_o // 1000)
+
+
 def _run_tasks(todo, engine, grid, workers, scheduler):
     """Yield results (dicts) as tasks finish; failures of a whole task become failure records."""
     if workers == 0 and not scheduler:  # in-process, serial (debugging)
@@ -267,8 +275,11 @@ def _run_tasks(todo, engine, grid, workers, scheduler):
     from dask.distributed import as_completed
     client = _executor(workers, scheduler)
     try:
+        # longest tasks first (LPT): with per-structure tasks, a large structure started last
+        # would leave the other workers idle at the end of the build
         futures = {client.submit(compute_structure, engine, rec, grid, only, pure=False,
-                                 key=f"coreloss-site-{rec['id']}-{i}"): (rec, only)
+                                 key=f"coreloss-site-{rec['id']}-{i}",
+                                 priority=_task_cost(rec, only, engine)): (rec, only)
                    for i, (rec, only) in enumerate(todo)}
         for fut in as_completed(futures):
             rec, only = futures.pop(fut)
