@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore
 CL=.venv/bin/coreloss
 OUT=${DEMO_OUT:-demo_out}
-N_STRUCT=${DEMO_STRUCTURES:-8}
+N_STRUCT=${DEMO_STRUCTURES:-20}
 SHARED=../shared/data
 mkdir -p "$OUT"
 t0=$(date +%s)
