@@ -299,6 +299,16 @@ def _run_tasks(todo, engine, grid, workers, scheduler):
             cluster.close()
 
 
+def _remove_run_dir(pdir: Path) -> None:
+    """Remove the run bookkeeping (run.json, lock) and the parts folder if it is then empty."""
+    for p in (pdir / "run.json", pdir / "lock"):
+        p.unlink(missing_ok=True)
+    try:
+        pdir.rmdir()
+    except OSError:
+        pass
+
+
 def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict | None = None,
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
@@ -340,20 +350,10 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
                checkpoint_seconds, console)
         table = consolidate(out, grid, {**prov, "updated": now()})
         report.total_sites, report.total_failures = len(table.rows), len(table.failures)
-        for p in (pdir / "run.json", pdir / "lock"):
-            p.unlink(missing_ok=True)
-        try:
-            pdir.rmdir()
-        except OSError:
-            pass
+        _remove_run_dir(pdir)
     finally:
         if not out.exists() and pdir.is_dir() and not list_parts(pdir):  # nothing was written
-            for p in (pdir / "run.json", pdir / "lock"):
-                p.unlink(missing_ok=True)
-            try:
-                pdir.rmdir()
-            except OSError:
-                pass
+            _remove_run_dir(pdir)
         lock.close()
     report.seconds = time.perf_counter() - t0
     return report

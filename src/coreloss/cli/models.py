@@ -143,7 +143,6 @@ def simulate(
     """Predict the O K-edge spectrum of every O site and the multiplicity-weighted total."""
     import numpy as np
 
-    from coreloss.errors import CorelossError
     from coreloss.models import default_forward_model_path
     from coreloss.models.forward import ForwardModel
 

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import tempfile
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Optional

@@ -8,10 +8,7 @@ so predictions are non-negative unit-area spectra (1/eV) on :attr:`grid` (E - on
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +19,7 @@ from torch import nn
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.models._io import save_atomic
 from coreloss.models.descriptors import SoapFeaturizer, SoapParams, species_of
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
@@ -169,14 +167,7 @@ class ForwardModel:
                 "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
                 "f_mean": torch.as_tensor(self.f_mean_), "f_std": torch.as_tensor(self.f_std_),
                 "weights": self.net_.state_dict()}
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-        return path
+        return save_atomic(blob, path)
 
     @classmethod
     def load(cls, path) -> "ForwardModel":

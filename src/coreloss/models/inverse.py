@@ -11,10 +11,7 @@ label (so the validation z-scores have unit variance) and calibrates the OOD thr
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +21,7 @@ import torch
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.models._io import save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.ood import PCAOutlierScore
@@ -250,14 +248,7 @@ class InverseModel:
                              "net_kwargs": json.dumps({k: list(v) if isinstance(v, tuple) else v
                                                        for k, v in self.ensemble_.net_kwargs.items()})},
                 "weights": self.ensemble_.state()["weights"]}
-        buf = io.BytesIO()
-        torch.save(blob, buf)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-        return path
+        return save_atomic(blob, path)
 
     @classmethod
     def load(cls, path, grid: EnergyGrid | None = None) -> "InverseModel":
