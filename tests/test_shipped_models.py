@@ -1,0 +1,45 @@
+"""The shipped models against the committed dataset they were trained on (held-out structures)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coreloss.dataset import load_dataset
+from coreloss.evaluate import regression_metrics, test_mask
+from coreloss.models import default_forward_model_path, default_inverse_model_path
+from coreloss.models.forward import ForwardModel
+from coreloss.models.inverse import InverseModel
+from coreloss.spectra import cosine_similarity
+
+DATA = Path(__file__).resolve().parents[1] / "datasets" / "sio2_xtb_gfn2_v1.h5"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DATA)
+
+
+def test_shipped_inverse_model_on_held_out_structures(data):
+    model = InverseModel.load(default_inverse_model_path(), grid=data.grid)
+    split = model.metadata["training_provenance"]["split"]
+    test = test_mask(data.structure_ids, split["test_fraction"], split["seed"])
+    assert 5 <= len(np.unique(data.structure_ids[test])) < len(np.unique(data.structure_ids))
+    mean, std = model.predict(data.X[test])
+    m = regression_metrics(data.y[test], mean)
+    for name in ("bond_angle", "bop", "mulliken_charge"):  # the labels the spectrum carries best
+        assert m[name]["r2"] > 0.6, (name, m[name])
+    assert np.all(std > 0)
+    _, flag = model.ood_score(data.X[test])
+    assert flag.mean() < 0.1
+    assert not model.extrapolated(mean).any()
+    assert model.extrapolated(mean[:1] + np.array([[0, 0, 100.0, 0, 0, 0]])).all()
+
+
+def test_shipped_forward_model_spectra_resemble_the_engine(data):
+    model = ForwardModel.load(default_forward_model_path())
+    sid = data.structure_ids[0]
+    rows = np.nonzero(data.structure_ids == sid)[0]
+    pred = model.predict(data.structures[sid], [int(i) for i in data.site_index[rows]])
+    assert pred.shape == (len(rows), data.grid.n)
+    assert np.all(cosine_similarity(pred, data.X[rows]) > 0.8)
