@@ -23,26 +23,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
-from pymatgen.core import Lattice, Structure  # noqa: E402
+from pymatgen.core import Structure  # noqa: E402
 
 from coreloss.engines import get_engine  # noqa: E402
 from coreloss.sites import o_sites  # noqa: E402
+from coreloss.structures.reference import alpha_quartz, stishovite
 
 ROOT = Path(__file__).resolve().parents[1]
 ZEOSE_DB = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
     "site-packages" / "zse" / "collections" / "frameworks.db"
-
-
-def alpha_quartz() -> Structure:
-    return Structure(Lattice.hexagonal(4.916, 5.4054), ["Si", "O", "O"] * 3, [
-        [0.0, 0.4697, 2 / 3], [0.2669, 0.4135, 0.54756667], [0.7331, 0.1466, 0.78576667],
-        [0.4697, 0.0, 0.0], [0.4135, 0.2669, 0.1191], [0.1466, 0.7331, 0.8809],
-        [0.5303, 0.5303, 1 / 3], [0.5865, 0.8534, 0.21423333], [0.8534, 0.5865, 0.45243333]])
-
-
-def stishovite() -> Structure:
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3062, 0.3062, 0]])
 
 
 def zeolite(code: str) -> Structure:

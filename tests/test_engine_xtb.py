@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
 
 from coreloss.engines import EngineError, SiteResult, get_engine
 from coreloss.engines._projection import (bond_overlap_population, loewdin_weights,
@@ -16,22 +15,9 @@ from coreloss.engines._supercell import make_supercell, perpendicular_widths, sh
 from coreloss.engines.xtb import XTBEngine
 from coreloss.errors import CorelossError
 from coreloss.sites import first_shell
+from coreloss.structures.reference import alpha_quartz, stishovite
 
 VALENCE = {"Si": 4, "O": 6, "F": 7}
-
-
-def alpha_quartz() -> Structure:
-    """alpha-quartz, 9 atoms (AMCSD, a = 4.916, c = 5.4054 Å)."""
-    return Structure(Lattice.hexagonal(4.916, 5.4054), ["Si", "O", "O"] * 3, [
-        [0.0, 0.4697, 2 / 3], [0.2669, 0.4135, 0.54756667], [0.7331, 0.1466, 0.78576667],
-        [0.4697, 0.0, 0.0], [0.4135, 0.2669, 0.1191], [0.1466, 0.7331, 0.8809],
-        [0.5303, 0.5303, 1 / 3], [0.5865, 0.8534, 0.21423333], [0.8534, 0.5865, 0.45243333]])
-
-
-def stishovite() -> Structure:
-    """Stishovite (rutile type), 6 atoms."""
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3062, 0.3062, 0]])
 
 
 @pytest.fixture(scope="module")
