@@ -15,7 +15,6 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ import h5py
 import numpy as np
 
 from coreloss.errors import CorelossError
+from coreloss.fileio import _fsync_dir, atomic_write_bytes
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import EnergyGrid
 
@@ -78,32 +78,6 @@ class Table:
 
 
 # ----------------------------------------------------------------------------- part files
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def write_part(pdir: Path, result: dict) -> Path:
     """Write one structure result as the next numbered part file (atomic); return its path."""
     existing = [int(p.stem) for p in pdir.glob("[0-9]*.npz") if p.stem.isdigit()]

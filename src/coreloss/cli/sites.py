@@ -28,11 +28,6 @@ _HEADERS = {"bond_length": "bond length (Å)", "bond_angle": "cation-O-cation an
             "voronoi_volume": "Voronoi volume (Å³)"}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _read_file(path: Path) -> list[tuple[str, object]]:
     """``[(id, Structure)]`` from a structure set or a single structure file."""
     return read_structures(path)

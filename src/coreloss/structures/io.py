@@ -8,7 +8,8 @@ from pathlib import Path
 from coreloss.errors import CorelossError
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if empty)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -32,13 +33,13 @@ def read_structures(path: str | Path) -> list[tuple[str, object]]:
             if "format" not in str(exc):
                 raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise CorelossError(f"{path}: malformed structure set ({_one_line(exc)})") from exc
+            raise CorelossError(f"{path}: malformed structure set ({one_line(exc)})") from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structure = Structure.from_file(path)
     except Exception as exc:  # pymatgen raises many types for unreadable input
-        raise CorelossError(f"cannot read a structure from {path}: {_one_line(exc)}") from exc
+        raise CorelossError(f"cannot read a structure from {path}: {one_line(exc)}") from exc
     return [(path.stem, structure)]
 
 

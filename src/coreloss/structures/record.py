@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +12,7 @@ from pymatgen.core import Structure
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.fileio import atomic_write_bytes
 
 FORMAT = "coreloss-structures/1"
 
@@ -55,15 +54,8 @@ def save_structures(records: list[StructureRecord], path: str | Path, extra: dic
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "n_structures": len(records), **(extra or {}),
            "structures": [r.to_dict() for r in records]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     data = json.dumps(doc).encode()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-    os.replace(tmp, path)
+    atomic_write_bytes(path, gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def load_structures(path: str | Path) -> list[StructureRecord]:
