@@ -12,6 +12,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from coreloss.dataset import load_dataset
+from coreloss.engines._blas import preload_environ
 from coreloss.labels import LABEL_NAMES
 from coreloss.sites import o_sites
 from coreloss.structures.record import StructureRecord, save_structures
@@ -50,3 +51,16 @@ def test_xtb_build_quartz_gfn1(tmp_path):
     r2 = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r2.returncode == 0 and "0 new sites" in r2.stderr
     assert np.array_equal(load_dataset(out).X, ds.X)
+    # workers get OpenBLAS preloaded where tblite bundles the reference BLAS; same numbers
+    expected = "openblas" if preload_environ() else ds.site_provenance[0]["engine"]["linear_algebra"]
+    assert ds.site_provenance[0]["engine"]["linear_algebra"] == expected
+    if preload_environ():
+        out_ref = tmp_path / "q_bundled.h5"
+        cmd_ref = [c if c != str(out) else str(out_ref) for c in cmd]
+        r3 = subprocess.run(cmd_ref, capture_output=True, text=True, env={**env, "CORELOSS_BLAS": "bundled"},
+                            cwd=ROOT, timeout=300)
+        assert r3.returncode == 0, r3.stderr
+        ref = load_dataset(out_ref)
+        assert ref.site_provenance[0]["engine"]["linear_algebra"] == "tblite bundled reference"
+        assert np.allclose(ref.y, ds.y, rtol=0, atol=1e-6)
+        assert np.allclose(ref.X, ds.X, rtol=0, atol=1e-6 * ds.X.max())

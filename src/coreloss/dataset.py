@@ -252,9 +252,15 @@ def _executor(workers: int, scheduler: str | None):
             return Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise CorelossError(f"cannot connect to the Dask scheduler {scheduler}: {exc}") from exc
+    import dask
+
+    from coreloss.engines._blas import preload_environ
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, env=env)
+    # LD_PRELOAD must be in the environment *before* a worker process starts (pre-spawn)
+    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env, **preload_environ()}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR, env=env)
     return Client(cluster)
 
 

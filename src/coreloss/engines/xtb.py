@@ -39,6 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
+from coreloss.engines._blas import blas_in_use
 from coreloss.engines._projection import (ao_maps, bond_overlap_population, loewdin_weights,
                                           mulliken_populations)
 from coreloss.engines._supercell import make_supercell
@@ -199,6 +200,7 @@ class XTBEngine(Engine):
             return [EngineError(err) for _ in site_indices]
         t_ground = time.perf_counter() - t0
         base = {**self.provenance(), "method": self.params["method"], "charge_spin": CHARGE_SPIN,
+                "linear_algebra": blas_in_use(),
                 "projection": PROJECTION, "supercell_matrix": np.diag(scale).tolist(),
                 "supercell_atoms": len(supercell), "ground_state_energy_eV": gs["energy"],
                 "ground_state_wall_s": t_ground,
