@@ -66,3 +66,13 @@ def test_round_trip_and_structure_spectrum(fitted, ds, tmp_path):
         ForwardModel.load(tmp_path / "missing.pt")
     with pytest.raises(CorelossError):
         ForwardModel().predict(s, [2])
+
+
+def test_cross_validate_params_ranks_a_useful_model_above_a_useless_one(ds):
+    from coreloss.models.forward import cross_validate_params
+    cands = [{"epochs": 60, "hidden": (64, 64), "lr": 3e-3, "batch_size": 16},
+             {"epochs": 1, "hidden": (4,), "lr": 1e-6, "batch_size": 16}]  # (almost) untrained
+    res = cross_validate_params(ds.structures, ds.X, ds.structure_ids, ds.site_index, cands, n_splits=3,
+                                grid=ds.grid)
+    assert [r["params"] for r in res] == cands and all(len(r["fold_cosine"]) == 3 for r in res)
+    assert res[0]["cosine_mean"] > res[1]["cosine_mean"] + 0.05
