@@ -13,6 +13,8 @@ from pymatgen.core import Lattice, Structure
 
 from coreloss.errors import CorelossError
 from coreloss.sites import first_shell, o_sites, site_table, voronoi_volumes
+from coreloss.structures.reference import alpha_quartz as quartz
+from coreloss.structures.reference import stishovite
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ZEOSE_DB = (Path(__file__).resolve().parents[1] / ".venv" / "lib" / "python3.11" / "site-packages"
@@ -20,20 +22,8 @@ ZEOSE_DB = (Path(__file__).resolve().parents[1] / ".venv" / "lib" / "python3.11"
 DEFAULT_SET = Path(__file__).resolve().parents[1] / "src" / "coreloss" / "data" / "default_structures.json.gz"
 
 
-def quartz() -> Structure:
-    """alpha-quartz, P3_221, Levien, Prewitt & Weidner, Am. Mineral. 65, 920 (1980), full cell."""
-    lat = Lattice.hexagonal(4.916, 5.4054)
-    species = ["Si", "O", "O", "Si", "O", "O", "Si", "O", "O"]
-    frac = [[0.0, 0.4697, 2 / 3], [0.2669, 0.4135, 0.547567], [0.7331, 0.1466, 0.785767],
-            [0.4697, 0.0, 0.0], [0.4135, 0.2669, 0.1191], [0.1466, 0.7331, 0.8809],
-            [0.5303, 0.5303, 1 / 3], [0.5865, 0.8534, 0.214233], [0.8534, 0.5865, 0.452433]]
-    return Structure(lat, species, frac)
 
 
-def stishovite() -> Structure:
-    """Stishovite, rutile type P4_2/mnm, Sinclair & Ringwood, Nature 272, 714 (1978)."""
-    return Structure.from_spacegroup(136, Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3067, 0.3067, 0]])
 
 
 def test_quartz_one_site_cn2():

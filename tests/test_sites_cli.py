@@ -14,29 +14,18 @@ from typer.testing import CliRunner
 from coreloss.cli import app
 from coreloss.errors import CorelossError
 from coreloss.structures.record import StructureRecord, save_structures
+from coreloss.structures.reference import alpha_quartz, stishovite
 
 runner = CliRunner()
-
-
-def _quartz() -> Structure:
-    return Structure(Lattice.hexagonal(4.916, 5.4054), ["Si", "O", "O", "Si", "O", "O", "Si", "O", "O"],
-                     [[0.0, 0.4697, 2 / 3], [0.2669, 0.4135, 0.547567], [0.7331, 0.1466, 0.785767],
-                      [0.4697, 0.0, 0.0], [0.4135, 0.2669, 0.1191], [0.1466, 0.7331, 0.8809],
-                      [0.5303, 0.5303, 1 / 3], [0.5865, 0.8534, 0.214233], [0.8534, 0.5865, 0.452433]])
-
-
-def _stishovite() -> Structure:
-    return Structure.from_spacegroup(136, Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3067, 0.3067, 0]])
 
 
 @pytest.fixture
 def files(tmp_path):
     cif = tmp_path / "quartz.cif"
-    _quartz().to(filename=str(cif))
+    alpha_quartz().to(filename=str(cif))
     sset = tmp_path / "set.json.gz"
-    save_structures([StructureRecord("quartz", _quartz(), "generated", "Levien 1980"),
-                     StructureRecord("stishovite", _stishovite(), "generated", "Sinclair 1978")], sset)
+    save_structures([StructureRecord("quartz", alpha_quartz(), "generated", "Levien 1980"),
+                     StructureRecord("stishovite", stishovite(), "generated", "Sinclair 1978")], sset)
     return cif, sset
 
 

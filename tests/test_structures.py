@@ -13,6 +13,7 @@ from coreloss.errors import CorelossError
 from coreloss.structures import (check_oxide, check_sio2, deduplicate, load_structures,
                                  save_structures, StructureRecord)
 from coreloss.structures import sources
+from coreloss.structures.reference import stishovite
 
 MINERALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures" / "minerals"
 
@@ -23,9 +24,6 @@ def quartz() -> Structure:
     return sources.read_structure_file(path)
 
 
-def stishovite() -> Structure:
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3067, 0.3067, 0]])
 
 
 def rec(rid, s, source="aflow"):
