@@ -6,6 +6,10 @@ engine computes ``--sites`` symmetry-inequivalent O sites (one ground-state SCF 
 site). Prints a markdown table and writes ``benchmarks/results/xtb_engine.json``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_engines_xtb.py [--zeolite CHA] [--sites 1]
+
+The engine runs in this process, with whatever BLAS it loaded (reported as ``linear_algebra``).
+Prefix ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libopenblas.so.0 OPENBLAS_NUM_THREADS=1`` to time
+what ``coreloss dataset build`` workers use (see docs/engines.md, "Linear algebra").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
 from coreloss.engines import get_engine  # noqa: E402
+from coreloss.engines._blas import blas_in_use  # noqa: E402
 from coreloss.sites import o_sites  # noqa: E402
 from coreloss.structures.reference import alpha_quartz, stishovite
 
@@ -80,6 +85,7 @@ def main() -> None:
             rows.append(row)
             print(f"  {method} {name}: {row.get('s_per_site', float('nan')):.1f} s/site", file=sys.stderr, flush=True)
 
+    print(f"linear algebra: {blas_in_use()}\n")
     print("| structure | method | atoms (supercell) | ground SCF (s) | Z+1 SCF per site (s) | s per site "
           "| q(O) (e) | BOP (e) | excitation energy (eV) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -111,6 +117,7 @@ def main() -> None:
     doc = {"benchmark": "xtb engine", "command": " ".join(sys.argv), "cpu_count": os.cpu_count(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg(),
            "platform": platform.platform(), "engine_version": get_engine("xtb").version,
+           "linear_algebra": blas_in_use(),
            "rows": rows, "stishovite_minus_quartz_excitation_eV": ordering, "gfn2_over_gfn1_time": ratio}
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1))
