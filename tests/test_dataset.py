@@ -273,3 +273,25 @@ def test_external_scheduler_gives_same_results(tmp_path, small_set):
     order = lambda d: np.lexsort((d.site_index, d.structure_ids))  # noqa: E731
     ia, ib = order(a), order(b)
     assert np.array_equal(a.X[ia], b.X[ib]) and np.allclose(a.y[ia], b.y[ib], equal_nan=True)
+
+
+def test_subset_drops_a_source_and_never_overwrites(tmp_path, capsys, monkeypatch):
+    sset = tmp_path / "set.json"
+    save_structures([StructureRecord("q-a", quartz(), "generated", "test"),
+                     StructureRecord("q-min", quartz(1.02, 0.03, 1), "amcsd", "a mineral CIF")], sset)
+    full = tmp_path / "full.h5"
+    build_dataset(full, sset, engine="test_dataset:ToyEngine", workers=0)
+    sub = tmp_path / "sub.h5"
+    code, err = cli(capsys, monkeypatch, "dataset", "subset", str(full), str(sub), "--drop-source", "amcsd")
+    assert code == 0, err
+    a, b = load_dataset(full), load_dataset(sub)
+    assert set(b.structures) == {"q-a"} and len(b) == 1 and len(a) == 7
+    keep = a.structure_ids == "q-a"
+    assert np.array_equal(b.X, a.X[keep]) and np.array_equal(b.y, a.y[keep])
+    assert b.provenance["subset"]["dropped_sources"] == ["amcsd"] and b.provenance["engine"] == "toy"
+    before = sub.read_bytes()
+    code, err = cli(capsys, monkeypatch, "dataset", "subset", str(full), str(sub), "--ids", "q-a")
+    assert code == 1 and "exists" in err and len(err.strip().splitlines()) == 1
+    assert sub.read_bytes() == before
+    code, err = cli(capsys, monkeypatch, "dataset", "subset", str(full), str(tmp_path / "e.h5"), "--ids", "nope")
+    assert code == 1 and "empty" in err and not (tmp_path / "e.h5").exists()

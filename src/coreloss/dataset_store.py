@@ -201,6 +201,36 @@ def write_dataset(path: Path, table: Table, grid: EnergyGrid, provenance: dict) 
     _fsync_dir(path.parent)
 
 
+def subset_dataset(src: str | Path, dst: str | Path, keep_ids=None, drop_sources=()) -> Table:
+    """Write the structures of ``src`` that are kept (``keep_ids``, if given, minus any whose record
+    ``source`` is in ``drop_sources``) to a new dataset file ``dst``, with the same grid and
+    provenance plus a ``subset`` note. ``dst`` must not exist (never overwritten)."""
+    src, dst = Path(src), Path(dst)
+    if not is_dataset_file(src):
+        raise CorelossError(f"{src} is not a coreloss dataset file")
+    if dst.exists() or dst.resolve() == src.resolve():
+        raise CorelossError(f"{dst} exists; not overwriting it")
+    if parts_dir(src).is_dir() and list_parts(parts_dir(src)):
+        raise CorelossError(f"{src} has unconsolidated part files (a build is running or was killed); "
+                            "finish or resume the build first")
+    prov = read_header(src)
+    table = read_table(src)
+    keep = set(table.structures) if keep_ids is None else set(keep_ids) & set(table.structures)
+    drop_sources = set(drop_sources)
+    keep = {sid for sid in keep if table.structures[sid].get("source") not in drop_sources}
+    if not keep:
+        raise CorelossError("the subset is empty: no structure of the file is kept")
+    sub = Table(rows={k: v for k, v in table.rows.items() if k[0] in keep},
+                failures={k: v for k, v in table.failures.items() if k[0] in keep},
+                structures={k: v for k, v in table.structures.items() if k in keep})
+    grid = EnergyGrid.from_dict(prov["grid"])
+    prov = {k: v for k, v in prov.items() if k not in ("n_sites", "n_failures", "n_structures")}
+    prov["subset"] = {"of": src.name, "structures_kept": len(keep), "structures_in_source": len(table.structures),
+                      "dropped_sources": sorted(drop_sources), "created": now()}
+    write_dataset(dst, sub, grid, prov)
+    return sub
+
+
 def consolidate(out: Path, grid: EnergyGrid, provenance: dict) -> Table:
     """Merge ``out`` (if any) and all part files into ``out`` atomically, then drop the parts."""
     table, parts = collect(out)

@@ -1,4 +1,4 @@
-"""``coreloss dataset build|info``: compute a dataset with an engine (Dask-parallel, resumable)."""
+"""``coreloss dataset build|info|subset``: compute a dataset with an engine (Dask-parallel, resumable)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,22 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
             raise CorelossError(f"{csv} exists; not overwriting it")
         ds.to_csv(csv)
         console.print(f"labels written to {csv}")
+
+
+@dataset_app.command("subset")
+def subset(src: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+           dst: Path = typer.Argument(..., help="New dataset file to write (must not exist)."),
+           ids: Optional[str] = typer.Option(None, "--ids", help="Comma-separated structure ids to keep."),
+           drop_source: Optional[List[str]] = typer.Option(None, "--drop-source",
+                                                           help="Drop structures from this source (repeatable), "
+                                                                "e.g. amcsd.")):
+    """Copy some structures of a dataset into a new file (same grid, provenance noted)."""
+    from coreloss.dataset_store import subset_dataset
+
+    keep = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    sub = subset_dataset(src, dst, keep, drop_source or ())
+    typer.echo(f"wrote {dst}: {len(sub.rows)} sites of {len(sub.structures)} structures, "
+               f"{len(sub.failures)} failed sites")
 
 
 def register(app) -> None:
