@@ -92,6 +92,8 @@ def main():
     ap.add_argument("--ship", action="store_true")
     ap.add_argument("--select", action="store_true", help="choose parameters by group CV on training structures")
     ap.add_argument("--cv-folds", type=int, default=3)
+    ap.add_argument("--candidate", type=int, default=None,
+                    help="use CANDIDATES[i] without selecting (e.g. chosen by an earlier --select run)")
     args = ap.parse_args()
 
     from coreloss.dataset import load_dataset
@@ -100,7 +102,9 @@ def main():
     print(f"dataset: {len(ds)} sites, {len(ds.structures)} structures ({ds.provenance.get('engine')}); "
           f"test: {te.sum()} sites of {len(np.unique(ds.structure_ids[te]))} structures\n")
     chosen, selection = {}, None
-    if args.select:
+    if args.candidate is not None:
+        chosen = dict(CANDIDATES[args.candidate])
+    elif args.select:
         t0 = time.perf_counter()
         cands = [{**c, "epochs": args.epochs, "seed": 0} for c in CANDIDATES]
         selection = cross_validate_params(
@@ -156,7 +160,8 @@ def main():
             speed[name] = {**d, "speedup": sp}
             print(f"| {name} engine | {d['seconds_per_site']:.3f} | {sp:.0f}x |")
         else:
-            speed[name] = d or {"error": "no benchmarks/results/gpaw_*.json with a per-site time"}
+            speed[name] = d or {"error": "not timed (--xtb-structures 0)" if name == "xtb"
+                                else "no benchmarks/results/gpaw_*.json with a per-site time"}
             print(f"| {name} engine | n/a ({speed[name].get('error')}) | - |")
     res = {"dataset": {"path": args.data, "n_sites": len(ds), "n_structures": len(ds.structures),
                        "n_test_sites": int(te.sum()), "provenance": ds.provenance},
