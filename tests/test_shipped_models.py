@@ -12,7 +12,7 @@ from coreloss.models.forward import ForwardModel
 from coreloss.models.inverse import InverseModel
 from coreloss.spectra import cosine_similarity
 
-DATA = Path(__file__).resolve().parents[1] / "datasets" / "sio2_xtb_gfn2_v1.h5"
+DATA = Path(__file__).resolve().parents[1] / "datasets" / "sio2_xtb_gfn2_v2.h5"
 
 
 @pytest.fixture(scope="module")
