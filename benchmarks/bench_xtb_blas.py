@@ -6,7 +6,7 @@ gets the environment of ``coreloss.engines._blas.preload_environ`` (what Dask wo
 supercell is the engine's (8 Å). Prints a markdown table (seconds, speed-up, total-energy
 difference) and writes ``benchmarks/results/xtb_blas.json``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_xtb_blas.py [--zeolites CHA SFH]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_xtb_blas.py [--zeolites zeo-CHA zeo-SFH]
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from coreloss.engines._supercell import make_supercell
 from coreloss.engines.xtb import XTBEngine
 from coreloss.structures.reference import alpha_quartz, stishovite
 name = {name!r}
-s = {{"alpha-quartz": alpha_quartz, "stishovite": stishovite}}.get(name, lambda: zeolite(name))()
+def from_default_set(sid):
+    from coreloss.structures import default_set_path
+    from coreloss.structures.record import load_structures
+    return {{r.id: r.structure for r in load_structures(default_set_path())}}[sid]
+s = {{"alpha-quartz": alpha_quartz, "stishovite": stishovite}}.get(
+    name, lambda: from_default_set(name) if name.startswith("zeo-") else zeolite(name))()
 sc, _, _ = make_supercell(s, 0, 8.0)
 eng = XTBEngine(method="GFN2-xTB")
 t0 = time.perf_counter()
@@ -61,7 +66,8 @@ def run_one(name: str, preload: bool) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zeolites", nargs="*", default=["CHA", "SFH"], help="IZA codes (zeose)")
+    ap.add_argument("--zeolites", nargs="*", default=["zeo-CHA", "zeo-SFH"],
+                    help="ids of the embedded default set (zeo-XXX) or IZA codes (zeose database cell)")
     args = ap.parse_args()
     rows = []
     for name in ["alpha-quartz", *args.zeolites]:
