@@ -33,8 +33,8 @@ from coreloss.structures.reference import alpha_quartz, stishovite
 name = {name!r}
 def from_default_set(sid):
     from coreloss.structures import default_set_path
-    from coreloss.structures.record import load_structures
-    return {{r.id: r.structure for r in load_structures(default_set_path())}}[sid]
+    from coreloss.structures.io import read_structure
+    return read_structure(default_set_path(), sid)[1]
 s = {{"alpha-quartz": alpha_quartz, "stishovite": stishovite}}.get(
     name, lambda: from_default_set(name) if name.startswith("zeo-") else zeolite(name))()
 sc, _, _ = make_supercell(s, 0, 8.0)

@@ -208,7 +208,7 @@ def subset_dataset(src: str | Path, dst: str | Path, keep_ids=None, drop_sources
     src, dst = Path(src), Path(dst)
     if not is_dataset_file(src):
         raise CorelossError(f"{src} is not a coreloss dataset file")
-    if dst.exists() or dst.resolve() == src.resolve():
+    if dst.exists():  # includes dst == src
         raise CorelossError(f"{dst} exists; not overwriting it")
     if parts_dir(src).is_dir() and list_parts(parts_dir(src)):
         raise CorelossError(f"{src} has unconsolidated part files (a build is running or was killed); "

@@ -82,14 +82,19 @@ class ForwardModel:
             raise CorelossError(f"spectra must have {self.grid.n} points (grid of the model)")
         if len(X) < 2:
             raise CorelossError("need at least 2 spectra to train the forward model")
+        n_structures = self._set_featurizer(structures, structure_ids)
+        F = self.features(structures, structure_ids, site_index)
+        return self._fit_features(F, X, n_structures=n_structures, provenance=provenance, t0=t0)
+
+    def _set_featurizer(self, structures: dict, structure_ids) -> int:
+        """SOAP over the species of the structures used; returns how many structures those are."""
         used = {k: structures[k] for k in dict.fromkeys(np.asarray(structure_ids).astype(str).tolist())
                 if k in structures}
         params = self.soap or SoapParams()
         self.soap = SoapParams(species_of(used.values()) or params.species, params.r_cut, params.n_max,
                                params.l_max, params.sigma)
         self.featurizer_ = SoapFeaturizer(self.soap)
-        F = self.features(structures, structure_ids, site_index)
-        return self._fit_features(F, X, n_structures=len(used), provenance=provenance, t0=t0)
+        return len(used)
 
     def _fit_features(self, F: np.ndarray, X: np.ndarray, n_structures: int, provenance: dict | None = None,
                       t0: float | None = None):
@@ -210,9 +215,7 @@ def cross_validate_params(structures: dict, X, structure_ids, site_index, candid
     X = np.asarray(X, float)
     sids = np.asarray(structure_ids).astype(str)
     base = ForwardModel(grid=grid)
-    used = {k: structures[k] for k in dict.fromkeys(sids.tolist())}
-    base.soap = SoapParams(species_of(used.values()) or SoapParams().species)
-    base.featurizer_ = SoapFeaturizer(base.soap)
+    base._set_featurizer(structures, sids)
     F = base.features(structures, sids, site_index)
     folds = group_kfold(sids, n_splits)
     out = []
