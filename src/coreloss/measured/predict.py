@@ -114,13 +114,41 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
     return lowloss.flat()
 
 
+def iter_blocks(measured: MeasuredSpectra, batch: int):
+    """Yield ``(a, b, block)``: spectra ``a:b`` (flat C order) as a float array of ``<= batch`` rows
+    (at least one row of the first navigation axis). Lazy (dask) data are read one block at a time,
+    along the first navigation axis, so memory stays bounded by the block size."""
+    n, ne = measured.n_spectra, measured.energy.size
+    if not measured.lazy:
+        flat = measured.data.reshape(n, ne)
+        for a in range(0, n, batch):
+            yield a, min(a + batch, n), flat[a:a + batch]
+        return
+    data = measured.data
+    if data.ndim == 1:
+        yield 0, 1, np.asarray(data.compute())[None]
+        return
+    per = int(np.prod(data.shape[1:-1], dtype=int))  # spectra per index of the first nav axis
+    rows = max(1, batch // per)
+    for y0 in range(0, data.shape[0], rows):
+        y1 = min(y0 + rows, data.shape[0])
+        try:
+            block = np.asarray(data[y0:y1].compute())
+        except Exception as exc:  # truncated / unreadable chunk in the file
+            raise CorelossError(f"{measured.source}: data could not be read ({type(exc).__name__}: "
+                                f"{str(exc)[:120]}); the file may be truncated") from None
+        yield y0 * per, y1 * per, block.reshape(-1, ne)
+
+
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
                      lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
-                     keep_inputs: bool | None = None) -> MeasuredPrediction:
+                     keep_inputs: bool | int | None = None) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
-    ``keep_inputs``: keep the aligned inputs and cropped spectra (default: when <= 1000 spectra).
+    ``keep_inputs``: keep the aligned inputs and cropped spectra: True (all), False (none), an
+    integer k (the first k spectra), default all when <= 1000 spectra, else none.
+    Lazy (dask) ``measured.data`` is streamed block by block (:func:`iter_blocks`).
     """
     config = config or PreprocessConfig()
     if config.training_fwhm_ev is None:
@@ -129,15 +157,17 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     n = measured.n_spectra
     if n == 0:
         raise CorelossError(f"{measured.source}: contains no spectra")
-    keep = n <= 1000 if keep_inputs is None else keep_inputs
-    flat = measured.data.reshape(n, measured.energy.size)
+    if keep_inputs is None:
+        keep_inputs = n <= 1000
+    n_keep = n if keep_inputs is True else (0 if keep_inputs is False else min(int(keep_inputs), n))
+    keep = n_keep > 0
     ll = _lowloss_rows(lowloss, measured)
     k = len(model.label_names)
     mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
     score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
-    X = np.full((n, grid.n), np.nan) if keep else None
+    X = np.full((n_keep, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
     bar = task = None
     if progress and n > batch:
@@ -146,11 +176,10 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
         bar.start()
         task = bar.add_task(f"mapping {n} spectra", total=n)
     try:
-        for a in range(0, n, batch):
-            b = min(a + batch, n)
+        for a, b, block in iter_blocks(measured, batch):
             low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-            p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
-                                 keep_cropped=keep)
+            p = preprocess_block(measured.energy, np.asarray(block, float), grid, config, low,
+                                 keep_cropped=a < n_keep)
             record, crop_energy = p.record, p.energy
             onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
             ok = p.valid
@@ -161,9 +190,9 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
                     fl = fl | model.extrapolated(m)
                 idx = np.arange(a, b)[ok]
                 mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
-            if keep:
-                X[a:b] = p.X
-                cropped.append(p.cropped)
+            if a < n_keep:
+                X[a:min(b, n_keep)] = p.X[:n_keep - a]
+                cropped.append(p.cropped[:n_keep - a])
             if bar is not None:
                 bar.advance(task, b - a)
     finally:
@@ -275,8 +304,9 @@ def plot_spectrum(res: MeasuredPrediction, model, path, index: int = 0) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    if res.X is None:
-        raise CorelossError("inputs were not kept; call predict_measured(..., keep_inputs=True)")
+    if res.X is None or index >= len(res.X):
+        raise CorelossError(f"input {index} was not kept; call predict_measured(..., keep_inputs="
+                            f"{index + 1})")
     e = res.grid.energies
     fig, ax = plt.subplots(figsize=(7, 4.2))
     env = training_envelope(model)

@@ -122,8 +122,9 @@ def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import hyperspy.api as hs
-        axes = [{"name": a.name, "size": a.size, "scale": a.scale, "offset": a.offset, "units": a.units,
-                 "navigate": True} for a in spectra.nav_axes]
+        axes = [{"name": a.name, "units": a.units, "navigate": True,
+                 **({"axis": np.asarray(a.values, float)} if a.values is not None else
+                    {"size": a.size, "scale": a.scale, "offset": a.offset})} for a in spectra.nav_axes]
         axes.append({"name": "Energy loss", "size": spectra.energy.size, "offset": float(spectra.energy[0]),
                      "scale": spectra.dispersion, "units": "eV", "navigate": False})
         sig = hs.signals.Signal1D(spectra.data, axes=axes)

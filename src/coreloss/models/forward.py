@@ -191,6 +191,9 @@ class ForwardModel:
             raise CorelossError(f"{path} is not a coreloss forward model ({exc.__class__.__name__})") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss forward model (format {FORMAT!r} expected)")
+        missing = [k for k in ("params", "grid", "soap", "f_mean", "f_std", "weights", "metadata") if k not in blob]
+        if missing:  # right tag, damaged content: one clear error instead of a KeyError
+            raise CorelossError(f"{path} is a damaged coreloss forward model (missing {', '.join(missing)})")
         params = json.loads(blob["params"])
         grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
         obj = cls(soap=SoapParams(**json.loads(blob["soap"])), grid=grid, **params)

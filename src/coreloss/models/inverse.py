@@ -262,6 +262,9 @@ class InverseModel:
             raise CorelossError(f"{path} is not a coreloss inverse model ({exc.__class__.__name__})") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss inverse model (format {FORMAT!r} expected)")
+        missing = [k for k in ("params", "grid", "arrays", "x_scale", "ensemble", "weights", "metadata") if k not in blob]
+        if missing:  # right tag, damaged content: one clear error instead of a KeyError
+            raise CorelossError(f"{path} is a damaged coreloss inverse model (missing {', '.join(missing)})")
         params = json.loads(blob["params"])
         params["hidden"] = tuple(params["hidden"])
         model_grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
