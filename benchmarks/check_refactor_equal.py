@@ -85,9 +85,10 @@ def main(argv=None):
             same_nan = np.array_equal(np.isnan(old), np.isnan(new))
             ok = np.isfinite(old) & np.isfinite(new)
             d = np.abs(old[ok] - new[ok])
-            rel = float(np.max(d / np.maximum(np.abs(old[ok]), 1e-12))) if d.size else 0.0
+            scale = float(np.max(np.abs(old[ok]))) if d.size else 1.0
+            rel = float(d.max() / scale) if d.size and scale > 0 else 0.0  # relative to the array's range
             worst = max(worst, rel if same_nan else np.inf)
-            print(f"{k}: max abs {float(d.max()) if d.size else 0:.3g}, max rel {rel:.3g}, NaN pattern "
+            print(f"{k}: max abs {float(d.max()) if d.size else 0:.3g}, max rel to range {rel:.3g}, NaN pattern "
                   f"{'same' if same_nan else 'DIFFERS'}")
         print(f"worst relative difference: {worst:.3g}")
         return 0 if worst <= a.rtol else 1

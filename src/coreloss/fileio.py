@@ -102,3 +102,10 @@ def check_input_file(path, option: str = "FILE") -> Path:
     except OSError as exc:
         raise CorelossError(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
     return path
+
+
+def require_keys(doc: dict, keys, what: str) -> None:
+    """CorelossError naming the missing ``keys`` of a loaded file (right format tag, damaged body)."""
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise CorelossError(f"{what} is damaged (missing {', '.join(missing)})")

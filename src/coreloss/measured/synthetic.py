@@ -16,7 +16,7 @@ import numpy as np
 
 from coreloss.errors import CorelossError
 from coreloss.measured.readers import MeasuredSpectra, NavAxis
-from coreloss.spectra import DEFAULT_GRID, EnergyGrid
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid, resample
 
 
 def _field(shape, rng, n_blobs: int = 6) -> np.ndarray:
@@ -75,10 +75,7 @@ def synthetic_spectrum_image(X, y, grid: EnergyGrid = DEFAULT_GRID, shape=(32, 3
         sl = slice(a, a + 4096)
         rel = energy[None, :] - onsets[sl, None]
         Xs = X[flat_site[sl]]
-        idx = np.clip(np.searchsorted(g, rel, side="right") - 1, 0, g.size - 2)
-        w = np.clip((rel - g[idx]) / grid.step, 0, 1)
-        edge = np.take_along_axis(Xs, idx, 1) * (1 - w) + np.take_along_axis(Xs, idx + 1, 1) * w
-        edge = np.where(rel < g[0], 0.0, np.clip(edge, 0, None))
+        edge = np.clip(resample(g, Xs, rel), 0, None)  # zero below the grid (coreloss.spectra)
         tail = Xs[:, -1:] * np.exp(-np.clip(rel - g[-1], 0, None) / 10.0)  # smooth continuation
         edge = np.where(rel > g[-1], tail, edge)
         p = edge.max(axis=1)
