@@ -19,6 +19,7 @@ Conventions (used identically for computed and measured spectra):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import convolve1d
@@ -97,13 +98,38 @@ def _step(energy) -> float:
     return abs(float(np.median(np.diff(np.asarray(energy, float)))))
 
 
-def convolve_edge(y: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Convolve ``y`` along its last axis with a symmetric odd ``kernel``; edge values extended."""
+@lru_cache(maxsize=16)
+def _band_matrix(n: int, kernel: bytes) -> np.ndarray:
+    """(n, n) matrix M with ``y @ M`` = ``y`` convolved with ``kernel``, edge values extended."""
+    k = np.frombuffer(kernel, float)
+    half = (k.size - 1) // 2
+    m = np.zeros((n, n))
+    cols = np.arange(n)
+    for j, kj in enumerate(k):
+        np.add.at(m, (np.clip(cols + j - half, 0, n - 1), cols), kj)
+    return m
+
+
+def convolve_edge(y: np.ndarray, kernel: np.ndarray, block: int = 128) -> np.ndarray:
+    """Convolve ``y`` along its last axis with a symmetric odd ``kernel``; edge values extended.
+
+    Many spectra with a wide kernel: banded matrix products (BLAS, ~2x faster than a direct
+    convolution; same result to rounding). Otherwise a direct (short) or FFT (long) convolution.
+    """
     y = np.asarray(y, float)
+    n, half = y.shape[-1], (kernel.size - 1) // 2
+    if kernel.size >= 41 and y.size >= 64 * n and n <= 4096:
+        m = _band_matrix(n, np.ascontiguousarray(kernel, float).tobytes())
+        flat = y.reshape(-1, n)
+        out = np.empty_like(flat)
+        for i0 in range(0, n, block):  # each output block needs its inputs +- half only
+            i1 = min(n, i0 + block)
+            a0, a1 = max(0, i0 - half), min(n, i1 + half)
+            np.matmul(flat[:, a0:a1], m[a0:a1, i0:i1], out=out[:, i0:i1])
+        return out.reshape(y.shape)
     if kernel.size <= 129:
         return convolve1d(y, kernel, axis=-1, mode="nearest")
-    half = (kernel.size - 1) // 2  # long kernels: FFT convolution of the edge-padded rows
-    pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]
+    pad = [(0, 0)] * (y.ndim - 1) + [(half, half)]  # long kernels: FFT of the edge-padded rows
     out = fftconvolve(np.pad(y, pad, mode="edge"), kernel.reshape((1,) * (y.ndim - 1) + (-1,)),
                       mode="same", axes=-1)
     return out[..., half:-half]
@@ -144,12 +170,12 @@ def onset_energy(energy, intensity, fraction: float = ONSET_FRACTION, smooth_ev:
     thr = fraction * peak
     above = y >= thr[..., None]
     k = int(round(sustain_ev / step)) if step > 0 else 0
-    if k > 1:  # channel i counts when i and the next k-1 channels are all above the threshold
+    if k > 1:  # channel i counts when i and the next k-1 channels (those that exist) are above
         n = y.shape[-1]
-        c = np.concatenate([np.zeros(y.shape[:-1] + (1,), np.int32), np.cumsum(above, axis=-1, dtype=np.int32)],
-                           axis=-1)
-        hi = np.minimum(np.arange(n) + k, n)
-        above = (c[..., hi] - c[..., :n]) == (hi - np.arange(n))
+        held = above.copy()
+        for j in range(1, k):
+            held[..., :n - j] &= above[..., j:]
+        above = held
     i = np.argmax(above, axis=-1)[..., None]
     im1 = np.maximum(i - 1, 0)
     y0, y1 = np.take_along_axis(y, im1, -1)[..., 0], np.take_along_axis(y, i, -1)[..., 0]
@@ -177,15 +203,23 @@ def resample(energy, intensity, target_energies, left: float | None = 0.0,
     y = np.broadcast_to(y, shape + y.shape[-1:]).reshape(-1, energy.size)
     t = np.broadcast_to(t, shape + t.shape[-1:]).reshape(-1, t.shape[-1])
     n = energy.size
-    idx = np.clip(np.searchsorted(energy, t, side="right") - 1, 0, n - 2)
-    e0, e1 = energy[idx], energy[idx + 1]
-    w = (t - e0) / (e1 - e0)
-    rows = (np.arange(len(y)) * n)[:, None]
+    d = np.diff(energy)
+    step = (energy[-1] - energy[0]) / (n - 1)
+    if np.all(np.abs(d - step) <= 1e-6 * abs(step)):  # uniform axis: the interval by arithmetic
+        idx = np.clip(np.floor((t - energy[0]) / step), 0, n - 2).astype(np.intp)
+    else:
+        idx = np.clip(np.searchsorted(energy, t, side="right") - 1, 0, n - 2)
+    e0 = np.take(energy, idx)
+    w = (t - e0) / (np.take(energy[1:], idx) - e0)
+    idx += (np.arange(len(y)) * n)[:, None]  # flat index of the left neighbour in each row
     flat = y.reshape(-1)
-    out = flat[rows + idx] * (1 - w) + flat[rows + idx + 1] * w
-    lo = y[:, :1] if left is None else left
-    hi = y[:, -1:] if right is None else right
-    out = np.where(t < energy[0], lo, np.where(t > energy[-1], hi, out))
+    out = np.take(flat, idx)
+    out += (np.take(flat[1:], idx) - out) * w
+    below, above = t < energy[0], t > energy[-1]
+    if below.any():
+        out[below] = (y[:, :1] if left is None else np.full((len(y), 1), left)).repeat(t.shape[-1], 1)[below]
+    if above.any():
+        out[above] = (y[:, -1:] if right is None else np.full((len(y), 1), right)).repeat(t.shape[-1], 1)[above]
     return out.reshape(shape + t.shape[-1:])
 
 

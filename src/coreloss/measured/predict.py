@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from coreloss import __version__
 from coreloss.errors import CorelossError
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
+from coreloss.measured.stream import map_blocks
 from coreloss.spectra import EnergyGrid
 
 
@@ -114,41 +116,16 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
     return lowloss.flat()
 
 
-def iter_blocks(measured: MeasuredSpectra, batch: int):
-    """Yield ``(a, b, block)``: spectra ``a:b`` (flat C order) as a float array of ``<= batch`` rows
-    (at least one row of the first navigation axis). Lazy (dask) data are read one block at a time,
-    along the first navigation axis, so memory stays bounded by the block size."""
-    n, ne = measured.n_spectra, measured.energy.size
-    if not measured.lazy:
-        flat = measured.data.reshape(n, ne)
-        for a in range(0, n, batch):
-            yield a, min(a + batch, n), flat[a:a + batch]
-        return
-    data = measured.data
-    if data.ndim == 1:
-        yield 0, 1, np.asarray(data.compute())[None]
-        return
-    per = int(np.prod(data.shape[1:-1], dtype=int))  # spectra per index of the first nav axis
-    rows = max(1, batch // per)
-    for y0 in range(0, data.shape[0], rows):
-        y1 = min(y0 + rows, data.shape[0])
-        try:
-            block = np.asarray(data[y0:y1].compute())
-        except Exception as exc:  # truncated / unreadable chunk in the file
-            raise CorelossError(f"{measured.source}: data could not be read ({type(exc).__name__}: "
-                                f"{str(exc)[:120]}); the file may be truncated") from None
-        yield y0 * per, y1 * per, block.reshape(-1, ne)
-
-
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
-                     keep_inputs: bool | int | None = None) -> MeasuredPrediction:
+                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
+                     keep_inputs: bool | int | None = None, workers: int | None = None) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
     ``keep_inputs``: keep the aligned inputs and cropped spectra: True (all), False (none), an
     integer k (the first k spectra), default all when <= 1000 spectra, else none.
-    Lazy (dask) ``measured.data`` is streamed block by block (:func:`iter_blocks`).
+    Spectra run in blocks of ``batch`` on ``workers`` threads (default: up to 2 cores); lazy (dask)
+    ``measured.data`` is read block by block, so memory stays bounded for any image size.
     """
     config = config or PreprocessConfig()
     if config.training_fwhm_ev is None:
@@ -169,35 +146,34 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
     X = np.full((n_keep, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
-    bar = task = None
-    if progress and n > batch:
-        from rich.progress import Progress
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"mapping {n} spectra", total=n)
-    try:
-        for a, b, block in iter_blocks(measured, batch):
-            low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-            p = preprocess_block(measured.energy, np.asarray(block, float), grid, config, low,
-                                 keep_cropped=a < n_keep)
-            record, crop_energy = p.record, p.energy
-            onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
-            ok = p.valid
-            if ok.any():
-                m, s = model.predict(p.X[ok])
-                sc, fl = model.ood_score(p.X[ok])
-                if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
-                    fl = fl | model.extrapolated(m)
-                idx = np.arange(a, b)[ok]
-                mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
-            if a < n_keep:
-                X[a:min(b, n_keep)] = p.X[:n_keep - a]
-                cropped.append(p.cropped[:n_keep - a])
-            if bar is not None:
-                bar.advance(task, b - a)
-    finally:
-        if bar is not None:
-            bar.stop()
+    timing = {"read_s": 0.0, "preprocess_s": 0.0, "network_s": 0.0}  # summed over blocks/threads
+
+    def one_block(a, b, block):
+        t0 = time.perf_counter()
+        low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
+        p = preprocess_block(measured.energy, block, grid, config, low, keep_cropped=a < n_keep)
+        t1 = time.perf_counter()
+        ok, out = p.valid, None
+        if ok.any():
+            m, s = model.predict(p.X[ok])
+            sc, fl = model.ood_score(p.X[ok])
+            if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
+                fl = fl | model.extrapolated(m)
+            out = (m, s, sc, fl)
+        return p, out, t1 - t0, time.perf_counter() - t1
+
+    for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
+                                                   f"mapping {n} spectra" if progress else None, timing):
+        record, crop_energy = p.record, p.energy
+        onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
+        timing["preprocess_s"] += t_pre
+        timing["network_s"] += t_net
+        if out is not None:
+            idx = np.arange(a, b)[p.valid]
+            mean[idx], std[idx], score[idx], flag[idx] = out
+        if a < n_keep:
+            X[a:min(b, n_keep)] = p.X[:n_keep - a]
+            cropped.append(p.cropped[:n_keep - a])
     threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
     prov = {"coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -208,7 +184,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "ood_threshold": threshold,
             "ood_rule": "PCA score of the processed spectrum > ood_threshold, or a predicted label "
                         "outside the training range widened by 10 % of it", "n_spectra": n, "n_failed": int((reasons != "").sum()),
-            "units": dict(zip(model.label_names, model.label_units))}
+            "units": dict(zip(model.label_names, model.label_units)),
+            "timing": {k2: round(v, 3) for k2, v in timing.items()}}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
                               np.concatenate(cropped) if keep and cropped else None)

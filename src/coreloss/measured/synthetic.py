@@ -109,8 +109,9 @@ def synthetic_spectrum_image(X, y, grid: EnergyGrid = DEFAULT_GRID, shape=(32, 3
 
 
 def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_names=None,
-               overwrite: bool = False) -> Path:
-    """Write spectra as an EELS ``.hspy`` signal (truth labels in ``original_metadata.truth``)."""
+               overwrite: bool = False, compression: str | None = "gzip") -> Path:
+    """Write spectra as an EELS ``.hspy`` signal (truth labels in ``original_metadata.truth``);
+    ``compression``: HDF5 compression of the data (None: raw, as acquisition software writes)."""
     path = Path(path)
     if path.suffix != ".hspy":
         raise CorelossError(f"{path}: synthetic spectrum images are written as .hspy")
@@ -134,5 +135,5 @@ def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_
                 {"truth": {"labels": np.asarray(truth["labels"]), "site": np.asarray(truth["site"]),
                            "bad": np.asarray(truth["bad"]), "label_names": list(label_names or [])}})
         path.parent.mkdir(parents=True, exist_ok=True)
-        sig.save(str(path), overwrite=True)
+        sig.save(str(path), overwrite=True, compression=compression)
     return path
