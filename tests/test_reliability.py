@@ -267,3 +267,27 @@ def test_model_with_tag_but_no_weights(kind, tmp_path, monkeypatch, capsys):
         args = ["simulate", cif, "--model", bad, "--out", tmp_path / "o"]
     code, _, err = cli(monkeypatch, capsys, *args)
     assert one_line_error(code, err) and "damaged" in err and "weights" in err
+
+
+# 10 ---------------------------------------------------------------------------------------------
+def test_no_resource_tracker_noise_at_exit(tmp_path):
+    """A command whose processes leave a semaphore behind (as Dask workers stopped at the end of a
+    build do) prints no `resource_tracker` warning through the real entry point."""
+    import subprocess
+    code = (
+        "import os, sys, multiprocessing as mp\n"
+        "from coreloss.cli import app, main\n"
+        "@app.command('leak')\n"
+        "def leak():\n"
+        "    global sem\n"
+        "    sem = mp.get_context('spawn').Semaphore(1)  # still held at exit\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "sys.argv = ['coreloss', 'leak']\n"
+        "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "resource_tracker" not in p.stderr and "Warning" not in p.stderr, p.stderr

@@ -117,7 +117,7 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
 
 
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
+                     lowloss: MeasuredSpectra | None = None, batch: int = 2048, progress: bool = False,
                      keep_inputs: bool | int | None = None, workers: int | None = None) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
 
