@@ -21,8 +21,14 @@ py=${CORELOSS_PYTHON:-.venv/bin/python}
 log="${out}.log"
 
 checkpoint() {
-  git add -A -- "$out" "${out}.parts" 2>/dev/null
-  if ! git diff --cached --quiet -- "$out" "${out}.parts"; then
+  # the parts folder disappears when a build ends: name only paths on disk or in the index
+  local paths=() p
+  for p in "$out" "${out}.parts"; do
+    if [ -e "$p" ] || [ -n "$(git ls-files -- "$p")" ]; then paths+=("$p"); fi
+  done
+  [ ${#paths[@]} -eq 0 ] && return 0
+  git add -A -- "${paths[@]}"
+  if ! git diff --cached --quiet -- "${paths[@]}"; then
     n=$("$py" - "$out" <<'EOF'
 import sys
 from coreloss.dataset_store import collect
@@ -31,7 +37,7 @@ t, _ = collect(Path(sys.argv[1]))
 print(f"{len(t.rows)} sites, {len(t.failures)} failed")
 EOF
 )
-    git commit -q -m "dataset build checkpoint: $(basename "$out") ($n)" -- "$out" "${out}.parts" \
+    git commit -q -m "dataset build checkpoint: $(basename "$out") ($n)" -- "${paths[@]}" \
       && echo "$(date -u +%FT%TZ) committed checkpoint: $n"
   fi
 }
