@@ -13,7 +13,9 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Build and inspect spectrum
 @dataset_app.command("build")
 def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset file to write (HDF5, e.g. data.h5)."),
-    engine: str = typer.Option("xtb", "--engine", help="Engine name (xtb, gpaw) or module:Class."),
+    engine: str = typer.Option(
+        "gpaw-lcao", "--engine",
+        help="Engine: gpaw-lcao (default, DFT), xtb (fast, low fidelity), gpaw (plane waves) or module:Class."),
     structures: Optional[Path] = typer.Option(
         None, "--structures", "-s", help="Structure set (.json/.json.gz); default: the embedded set."),
     workers: int = typer.Option(1, "--workers", "-j", help="Local Dask worker processes (0: serial)."),
