@@ -348,7 +348,11 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
     pdir, lock, created = prepare_output(out, config)
     try:
-        table, _ = collect(out)
+        bad_parts: list = []
+        table, _ = collect(out, bad_parts)
+        for part, renamed, reason in bad_parts:
+            console.print(f"{reason}; set aside as {renamed.name}, its structure is computed again",
+                          soft_wrap=True, markup=False, highlight=False, style="yellow")
         _check_same_structures(table, records)
         todo = _plan(table, records, retry_failed)
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,

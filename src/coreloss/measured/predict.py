@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from coreloss import __version__
 from coreloss.errors import CorelossError
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
+from coreloss.measured.stream import map_blocks
 from coreloss.spectra import EnergyGrid
 
 
@@ -115,12 +117,15 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
 
 
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
-                     keep_inputs: bool | None = None) -> MeasuredPrediction:
+                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
+                     keep_inputs: bool | int | None = None, workers: int | None = None) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
-    ``keep_inputs``: keep the aligned inputs and cropped spectra (default: when <= 1000 spectra).
+    ``keep_inputs``: keep the aligned inputs and cropped spectra: True (all), False (none), an
+    integer k (the first k spectra), default all when <= 1000 spectra, else none.
+    Spectra run in blocks of ``batch`` on ``workers`` threads (default: up to 2 cores); lazy (dask)
+    ``measured.data`` is read block by block, so memory stays bounded for any image size.
     """
     config = config or PreprocessConfig()
     if config.training_fwhm_ev is None:
@@ -129,46 +134,46 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     n = measured.n_spectra
     if n == 0:
         raise CorelossError(f"{measured.source}: contains no spectra")
-    keep = n <= 1000 if keep_inputs is None else keep_inputs
-    flat = measured.data.reshape(n, measured.energy.size)
+    if keep_inputs is None:
+        keep_inputs = n <= 1000
+    n_keep = n if keep_inputs is True else (0 if keep_inputs is False else min(int(keep_inputs), n))
+    keep = n_keep > 0
     ll = _lowloss_rows(lowloss, measured)
     k = len(model.label_names)
     mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
     score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
-    X = np.full((n, grid.n), np.nan) if keep else None
+    X = np.full((n_keep, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
-    bar = task = None
-    if progress and n > batch:
-        from rich.progress import Progress
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"mapping {n} spectra", total=n)
-    try:
-        for a in range(0, n, batch):
-            b = min(a + batch, n)
-            low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-            p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
-                                 keep_cropped=keep)
-            record, crop_energy = p.record, p.energy
-            onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
-            ok = p.valid
-            if ok.any():
-                m, s = model.predict(p.X[ok])
-                sc, fl = model.ood_score(p.X[ok])
-                if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
-                    fl = fl | model.extrapolated(m)
-                idx = np.arange(a, b)[ok]
-                mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
-            if keep:
-                X[a:b] = p.X
-                cropped.append(p.cropped)
-            if bar is not None:
-                bar.advance(task, b - a)
-    finally:
-        if bar is not None:
-            bar.stop()
+    timing = {"read_s": 0.0, "preprocess_s": 0.0, "network_s": 0.0}  # summed over blocks/threads
+
+    def one_block(a, b, block):
+        t0 = time.perf_counter()
+        low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
+        p = preprocess_block(measured.energy, block, grid, config, low, keep_cropped=a < n_keep)
+        t1 = time.perf_counter()
+        ok, out = p.valid, None
+        if ok.any():
+            m, s = model.predict(p.X[ok])
+            sc, fl = model.ood_score(p.X[ok])
+            if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
+                fl = fl | model.extrapolated(m)
+            out = (m, s, sc, fl)
+        return p, out, t1 - t0, time.perf_counter() - t1
+
+    for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
+                                                   f"mapping {n} spectra" if progress else None, timing):
+        record, crop_energy = p.record, p.energy
+        onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
+        timing["preprocess_s"] += t_pre
+        timing["network_s"] += t_net
+        if out is not None:
+            idx = np.arange(a, b)[p.valid]
+            mean[idx], std[idx], score[idx], flag[idx] = out
+        if a < n_keep:
+            X[a:min(b, n_keep)] = p.X[:n_keep - a]
+            cropped.append(p.cropped[:n_keep - a])
     threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
     prov = {"coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,7 +184,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "ood_threshold": threshold,
             "ood_rule": "PCA score of the processed spectrum > ood_threshold, or a predicted label "
                         "outside the training range widened by 10 % of it", "n_spectra": n, "n_failed": int((reasons != "").sum()),
-            "units": dict(zip(model.label_names, model.label_units))}
+            "units": dict(zip(model.label_names, model.label_units)),
+            "timing": {k2: round(v, 3) for k2, v in timing.items()}}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
                               np.concatenate(cropped) if keep and cropped else None)
@@ -275,8 +281,9 @@ def plot_spectrum(res: MeasuredPrediction, model, path, index: int = 0) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    if res.X is None:
-        raise CorelossError("inputs were not kept; call predict_measured(..., keep_inputs=True)")
+    if res.X is None or index >= len(res.X):
+        raise CorelossError(f"input {index} was not kept; call predict_measured(..., keep_inputs="
+                            f"{index + 1})")
     e = res.grid.energies
     fig, ax = plt.subplots(figsize=(7, 4.2))
     env = training_envelope(model)

@@ -33,10 +33,21 @@ class NavAxis:
     scale: float = 1.0
     offset: float = 0.0
     units: str = ""
+    values: tuple | None = None  # positions of a non-uniform axis (then scale/offset: mean step/first)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Position of every index along the axis (``values``, or ``offset + scale * i``)."""
+        if self.values is not None:
+            return np.asarray(self.values, float)
+        return self.offset + self.scale * np.arange(self.size)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "size": int(self.size), "scale": float(self.scale),
-                "offset": float(self.offset), "units": self.units}
+        d = {"name": self.name, "size": int(self.size), "scale": float(self.scale),
+             "offset": float(self.offset), "units": self.units}
+        if self.values is not None:
+            d["values"] = [float(v) for v in self.values]
+        return d
 
 
 @dataclass
@@ -59,7 +70,8 @@ class MeasuredSpectra:
 
     def __post_init__(self):
         self.energy = np.asarray(self.energy, float)
-        self.data = np.asarray(self.data)
+        if not hasattr(self.data, "compute"):  # dask arrays stay lazy (streamed block by block)
+            self.data = np.asarray(self.data)
         if self.data.shape[-1] != self.energy.size:
             raise CorelossError(f"{self.source or 'spectra'}: {self.data.shape[-1]} channels but "
                                 f"{self.energy.size} energies")
@@ -84,6 +96,11 @@ class MeasuredSpectra:
         """Energy of the first channel in eV."""
         return float(self.energy[0])
 
+    @property
+    def lazy(self) -> bool:
+        """True when ``data`` is a dask array read block by block (see :func:`read_measured`)."""
+        return hasattr(self.data, "compute")
+
     def flat(self) -> np.ndarray:
         """All spectra as a (n_spectra, n_energy) float array (a view when possible)."""
         return np.asarray(self.data, float).reshape(self.n_spectra, self.energy.size)
@@ -98,12 +115,14 @@ class MeasuredSpectra:
 
 
 def read_measured(path, energy_range: tuple[float, float] | None = None,
-                  lazy: bool | None = None) -> MeasuredSpectra:
+                  lazy: bool | None = None, keep_lazy: bool = False) -> MeasuredSpectra:
     """Read a measured spectrum, line scan or spectrum image from ``path``.
 
     ``energy_range`` (eV, optional) crops the energy axis while reading (done before loading the
     data when the file is opened lazily); ``lazy`` forces lazy loading (default: files larger than
-    ``LAZY_ABOVE_BYTES``). Raises :class:`CorelossError` for missing, unreadable or unsuitable files.
+    ``LAZY_ABOVE_BYTES``); ``keep_lazy``: a lazily opened file keeps a dask array as ``data``
+    (nothing is loaded until a block is used). Raises :class:`CorelossError` for missing, unreadable
+    or unsuitable files.
     """
     path = Path(path)
     if not path.exists():
@@ -115,7 +134,7 @@ def read_measured(path, energy_range: tuple[float, float] | None = None,
     if path.suffix.lower() in TEXT_SUFFIXES:
         out = read_text_spectrum(path)
     else:
-        out = _read_hyperspy(path, energy_range, lazy)
+        out = _read_hyperspy(path, energy_range, lazy, keep_lazy)
     if energy_range is not None:
         out = crop_energy(out, *energy_range)
     return out
@@ -127,7 +146,9 @@ def crop_energy(spectra: MeasuredSpectra, emin: float, emax: float) -> MeasuredS
     if keep.sum() < 3:
         raise CorelossError(f"{spectra.source}: fewer than 3 channels in {emin:g}-{emax:g} eV "
                             f"(data cover {spectra.energy[0]:g}-{spectra.energy[-1]:g} eV)")
-    return MeasuredSpectra(spectra.energy[keep], spectra.data[..., keep], list(spectra.nav_axes),
+    idx = np.nonzero(keep)[0]
+    sl = slice(int(idx[0]), int(idx[-1]) + 1)  # a contiguous slice keeps dask arrays cheap
+    return MeasuredSpectra(spectra.energy[sl], spectra.data[..., sl], list(spectra.nav_axes),
                            dict(spectra.metadata), spectra.source)
 
 
@@ -203,7 +224,18 @@ def _metadata(sig) -> dict:
     return out
 
 
-def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
+def _nav_axis(a, i: int) -> NavAxis:
+    """A HyperSpy navigation axis as a :class:`NavAxis` (non-uniform axes keep their positions)."""
+    name = str(a.name) if a.name and str(a.name) != "<undefined>" else f"axis{i}"
+    units = "" if str(a.units) == "<undefined>" else str(a.units)
+    if getattr(a, "is_uniform", True):
+        return NavAxis(name, int(a.size), float(a.scale), float(a.offset), units)
+    pos = np.asarray(a.axis, float)
+    step = float(np.mean(np.diff(pos))) if pos.size > 1 else 1.0
+    return NavAxis(name, int(a.size), step, float(pos[0]), units, tuple(float(v) for v in pos))
+
+
+def _read_hyperspy(path: Path, energy_range, lazy, keep_lazy: bool = False) -> MeasuredSpectra:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import hyperspy.api as hs
@@ -242,7 +274,7 @@ def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
             sig = sig.isig[int(keep[0]):int(keep[-1]) + 1]
             energy = energy[keep[0]:keep[-1] + 1]
     try:
-        data = np.asarray(sig.data.compute() if lazy else sig.data)
+        data = sig.data if lazy and keep_lazy else np.asarray(sig.data.compute() if lazy else sig.data)
     except Exception as exc:
         raise CorelossError(f"{path}: data could not be read ({type(exc).__name__}: "
                             f"{str(exc)[:120]}); the file may be truncated") from None
@@ -250,9 +282,6 @@ def _read_hyperspy(path: Path, energy_range, lazy) -> MeasuredSpectra:
         raise CorelossError(f"{path}: data of type {data.dtype} is not real numbers")
     if np.any(np.diff(energy) < 0):
         energy, data = energy[::-1], data[..., ::-1]
-    nav = [NavAxis(str(a.name) if a.name and str(a.name) != "<undefined>" else f"axis{i}", int(a.size),
-                   float(getattr(a, "scale", 1.0)), float(getattr(a, "offset", 0.0)),
-                   "" if str(a.units) == "<undefined>" else str(a.units))
-           for i, a in enumerate(sig.axes_manager.navigation_axes[::-1])]
+    nav = [_nav_axis(a, i) for i, a in enumerate(sig.axes_manager.navigation_axes[::-1])]
     meta = _metadata(sig)
     return MeasuredSpectra(energy, data, nav, meta, str(path))
