@@ -5,7 +5,7 @@ results stream back with ``as_completed`` and only this (client) process writes 
 the crash-safe part files of :mod:`coreloss.dataset_store`. Re-running the same command resumes.
 
 >>> from coreloss.dataset import build_dataset, load_dataset
->>> build_dataset("quartz.h5", "structs.json", engine="xtb", workers=2)   # doctest: +SKIP
+>>> build_dataset("quartz.h5", "structs.json", workers=2)   # gpaw-lcao  # doctest: +SKIP
 >>> ds = load_dataset("quartz.h5"); ds.X.shape, ds.y.shape                 # doctest: +SKIP
 """
 
@@ -61,7 +61,7 @@ def parse_grid(text: str | None) -> EnergyGrid:
 
 
 def resolve_engine(spec: str, params: dict | None = None):
-    """An engine by registered name (``xtb``, ``gpaw``) or by import path ``module:Class``."""
+    """An engine by registered name (``gpaw-lcao``, ``xtb``, ``gpaw``) or import path ``module:Class``."""
     from coreloss.engines import Engine, get_engine
 
     if ":" not in spec:
@@ -265,11 +265,14 @@ def _executor(workers: int, scheduler: str | None):
 
 
 def _task_cost(record: dict, n_sites: int, engine) -> float:
-    """Relative cost of a task, for scheduling and the ETA: (sites + 1 ground state) SCFs, each
-    ~ computed atoms^1.7 (xtb measured 1.6-1.8 over 36-288-atom supercells)."""
+    """Relative cost of a task, for scheduling and the ETA: the engine's cost model
+    (:meth:`coreloss.engines.base.Engine.relative_cost`) on the atoms it computes."""
     from pymatgen.core import Structure
     s = Structure.from_dict(record["structure"])
-    return (n_sites + 1) * (computed_atoms(s, engine.params.get("min_image_distance")) / 100.0) ** 1.7
+    n_atoms = computed_atoms(s, engine.params.get("min_image_distance"))
+    if hasattr(engine, "relative_cost"):
+        return float(engine.relative_cost(n_atoms, n_sites))
+    return (n_sites + 1) * (n_atoms / 100.0) ** 1.7  # an engine not derived from Engine
 
 
 def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
@@ -308,7 +311,7 @@ def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
 
 def _remove_run_dir(pdir: Path) -> None:
     """Remove the run bookkeeping (run.json, lock) and the parts folder if it is then empty."""
-    for p in (pdir / "run.json", pdir / "lock"):
+    for p in (pdir / "run.json", pdir / "lock", pdir / "plan.json"):
         p.unlink(missing_ok=True)
     try:
         pdir.rmdir()
@@ -316,7 +319,7 @@ def _remove_run_dir(pdir: Path) -> None:
         pass
 
 
-def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict | None = None,
+def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params: dict | None = None,
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
@@ -384,6 +387,9 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
         total += est[rec["id"]]
     costs = [_task_cost(rec, est[rec["id"]], engine) for rec, _ in todo]
     cost_of = {rec["id"]: c for (rec, _), c in zip(todo, costs)}
+    from coreloss.build_progress import write_plan
+    write_plan(pdir, [{"id": rec["id"], "sites": est[rec["id"]], "cost": cost_of[rec["id"]]}
+                      for rec, _ in todo], workers, engine.name)
     total_cost, done_cost = sum(costs), 0.0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("sites  {task.fields[structs]} structures  [red]{task.fields[fails]} failed"),
@@ -413,5 +419,5 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
                     rate = done / max(time.monotonic() - start, 1e-9)
                     console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} "
                                   f"structures, {len(report.new_failures)} failed, {60 * rate:.1f} "
-                                  f"sites/min, ETA {eta} (from the done share of the cost model "
-                                  "sites x atoms^1.7)", soft_wrap=True, highlight=False)
+                                  f"sites/min, ETA {eta} (from the done share of the engine's cost "
+                                  "model)", soft_wrap=True, highlight=False)

@@ -13,7 +13,9 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Build and inspect spectrum
 @dataset_app.command("build")
 def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset file to write (HDF5, e.g. data.h5)."),
-    engine: str = typer.Option("xtb", "--engine", help="Engine name (xtb, gpaw) or module:Class."),
+    engine: str = typer.Option(
+        "gpaw-lcao", "--engine",
+        help="Engine: gpaw-lcao (default, DFT), xtb (fast, low fidelity), gpaw (plane waves) or module:Class."),
     structures: Optional[Path] = typer.Option(
         None, "--structures", "-s", help="Structure set (.json/.json.gz); default: the embedded set."),
     workers: int = typer.Option(1, "--workers", "-j", help="Local Dask worker processes (0: serial)."),
@@ -70,8 +72,23 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
 
-    ds = load_dataset(path)
+    from coreloss.build_progress import build_progress
+
     console = Console()
+    prog = build_progress(path)
+    if prog is not None:
+        eta = "unknown until a structure finishes" if prog["eta_hours"] is None else \
+            f"{prog['eta_hours']:.1f} h on {prog['workers']} worker(s)"
+        console.print(f"build in progress or interrupted (plan of {prog['plan_written']}, "
+                      f"{prog['engine']}): {prog['done_structures']}/{prog['planned_structures']} "
+                      f"planned structures done, {prog['sites_in_file_and_parts']} sites and "
+                      f"{prog['failures']} failures on disk ({prog['unmerged_parts']} part files not "
+                      f"yet merged); left: {prog['left_structures']} structures, ~"
+                      f"{prog['left_sites_estimated']} sites; ETA {eta}. Rerun the build command to "
+                      "resume.", soft_wrap=True, highlight=False)
+        if not path.exists():
+            return
+    ds = load_dataset(path)
     p = ds.provenance
     console.print(f"{path}: {len(ds)} sites from {len(ds.structures)} structures, "
                   f"{len(ds.failures)} failed sites")
