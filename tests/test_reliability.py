@@ -126,6 +126,7 @@ def test_out_is_a_file_checked_before_work(command, where, tmp_path, monkeypatch
     ["train", "{ds}", "--out", "{f}/m.pt", "--epochs", "1", "--members", "1"],
     ["evaluate", "{f}", "--out", "{f}/eval"],
     ["simulate", "{cif}", "--out", "{f}/sim"],
+    ["sites", "summary", "{set}", "--png", "{f}/labels.png"],
 ])
 def test_out_under_a_file_other_commands(args, tmp_path, monkeypatch, capsys):
     f = tmp_path / "file.txt"
@@ -134,7 +135,10 @@ def test_out_under_a_file_other_commands(args, tmp_path, monkeypatch, capsys):
     cifs.mkdir()
     quartz().to(filename=str(cifs / "q.cif"))
     ds = ROOT / "datasets" / "sio2_xtb_gfn2_v2.h5"
-    args = [a.format(f=f, cifs=cifs, cif=cifs / "q.cif", ds=ds) for a in args]
+    from coreloss.structures.record import StructureRecord, save_structures
+    sset = save_structures([StructureRecord("q", quartz(), "generated", "test")], tmp_path / "set.json") \
+        or tmp_path / "set.json"
+    args = [a.format(f=f, cifs=cifs, cif=cifs / "q.cif", ds=ds, set=sset) for a in args]
     code, _, err = cli(monkeypatch, capsys, *args)
     assert one_line_error(code, err) and "file.txt" in err, err
 

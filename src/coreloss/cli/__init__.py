@@ -65,7 +65,7 @@ def main() -> None:
     except CorelossError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(1)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(1)
     except KeyboardInterrupt:

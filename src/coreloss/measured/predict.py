@@ -89,7 +89,7 @@ class MeasuredPrediction:
     onset: np.ndarray  # (n,) eV
     snr: np.ndarray  # (n,)
     reasons: np.ndarray  # (n,) "" or why the pixel failed
-    X: np.ndarray | None  # (n, grid.n) model inputs (kept for single spectra / line scans)
+    X: np.ndarray | None  # (k, grid.n) model inputs of the first k spectra (keep_inputs), or None
     nav_shape: tuple
     grid: EnergyGrid
     label_names: list
