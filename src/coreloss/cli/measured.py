@@ -33,15 +33,26 @@ def _read(path: Path, config):
                                              - config.shift_ev))
 
 
-def _run(file: Path, model: Optional[Path], lowloss: Optional[Path], shift: float, smooth: bool,
+def _shift(text: str) -> tuple[float, Optional[str]]:
+    """``--shift``: a number of eV, or ``auto`` (O K edge found by shape) / ``zlp`` (low-loss ZLP)."""
+    if str(text).strip().lower() in ("auto", "zlp"):
+        return 0.0, str(text).strip().lower()
+    try:
+        return float(text), None
+    except ValueError:
+        raise CorelossError(f"--shift must be a number of eV, 'auto' or 'zlp', got {text!r}") from None
+
+
+def _run(file: Path, model: Optional[Path], lowloss: Optional[Path], shift: str, smooth: bool,
          resolution: Optional[float], bg_window: Optional[str], no_background: bool, edge: float):
     from coreloss.measured import PreprocessConfig, load_model, predict_measured, read_measured
+    shift, calibrate = _shift(shift)
     config = PreprocessConfig(edge_ev=edge, shift_ev=shift, smooth=smooth, resolution_ev=resolution,
                               background=not no_background, background_window=_window(bg_window))
     mdl = load_model(model)
-    measured = _read(file, config)
+    measured = _read(file, config) if calibrate is None else read_measured(file)
     ll = read_measured(lowloss) if lowloss is not None else None
-    res = predict_measured(measured, mdl, config, lowloss=ll, progress=True)
+    res = predict_measured(measured, mdl, config, lowloss=ll, progress=True, calibrate=calibrate)
     if not res.valid.any():
         reasons, counts = np.unique(res.reasons.astype(str), return_counts=True)
         raise CorelossError(f"{file}: no spectrum could be processed ({reasons[np.argmax(counts)]})")
@@ -51,7 +62,9 @@ def _run(file: Path, model: Optional[Path], lowloss: Optional[Path], shift: floa
 _MODEL = typer.Option(None, "--model", "-m", help="Inverse model file (.pt); default: the shipped one.")
 _LOWLOSS = typer.Option(None, "--lowloss", help="Low-loss spectrum for Fourier-ratio deconvolution "
                         "(and the instrument resolution from its zero-loss peak).")
-_SHIFT = typer.Option(0.0, "--shift", help="Energy calibration shift added to the energy axis (eV).")
+_SHIFT = typer.Option("0", "--shift", help="Energy calibration: shift added to the energy axis (eV), "
+                      "'auto' (O K edge found by its shape, onset moved to --edge) or 'zlp' (the "
+                      "--lowloss zero-loss peak moved to 0 eV).")
 _SMOOTH = typer.Option(False, "--smooth", help="Savitzky-Golay smoothing (1.5 eV window, order 2).")
 _RES = typer.Option(None, "--resolution", help="Instrument resolution, Gaussian FWHM (eV).")
 _BGW = typer.Option(None, "--bg-window", help="Background fit window LO:HI (eV); default edge-30:edge-5.")
@@ -61,7 +74,7 @@ _OVER = typer.Option(False, "--overwrite", help="Replace existing result files i
 
 
 def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4 .hspy .emd .csv .txt"),
-            model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: float = _SHIFT,
+            model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: str = _SHIFT,
             smooth: bool = _SMOOTH, resolution: Optional[float] = _RES, bg_window: Optional[str] = _BGW,
             no_background: bool = _NOBG, edge: float = _EDGE,
             out: Path = typer.Option(Path("coreloss_results"), "--out", "-o", help="Output directory."),
@@ -93,7 +106,7 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
 
 
 def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hspy .dm3 .dm4 .emd ...)"),
-         model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: float = _SHIFT,
+         model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: str = _SHIFT,
          smooth: bool = _SMOOTH, resolution: Optional[float] = _RES, bg_window: Optional[str] = _BGW,
          no_background: bool = _NOBG, edge: float = _EDGE,
          out: Path = typer.Option(..., "--out", "-o", help="Output directory."), overwrite: bool = _OVER):

@@ -6,6 +6,16 @@
 
 Pre-processing runs in blocks of ``batch`` spectra (vectorised over pixels), so spectrum images of
 any size stream through with bounded memory; failed pixels carry a reason and NaN predictions.
+
+Energy calibration (``calibrate``): ``None`` uses ``config.shift_ev``; ``"auto"`` finds the O K edge
+by its shape (:mod:`coreloss.measured.edges`) and shifts its onset to 532 eV; ``"zlp"`` shifts the
+axis so that the low-loss zero-loss peak sits at 0 eV. When no spectrum can be processed because no
+edge is where it should be, the error says where an edge-like step is and which ``--shift`` to use.
+
+A spectrum is flagged out of distribution when the model's combined OOD score exceeds 1 (PCA of the
+spectrum, ensemble disagreement, latent distance; see :mod:`coreloss.models.ood`), when a predicted
+label lies outside the training range widened by 10 %, or when a prediction had to be clipped to
+its physical limits (:mod:`coreloss.models.bounds`).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import numpy as np
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.measured import edges
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
 from coreloss.spectra import EnergyGrid
@@ -95,6 +106,7 @@ class MeasuredPrediction:
     provenance: dict = field(default_factory=dict)
     crop_energy: np.ndarray | None = None
     cropped: np.ndarray | None = None
+    clipped: np.ndarray | None = None  # (n, 6) bool: mean clipped to its physical limits
 
     @property
     def valid(self) -> np.ndarray:
@@ -114,13 +126,53 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
     return lowloss.flat()
 
 
+def calibrate_shift(measured: MeasuredSpectra, config: PreprocessConfig, calibrate: str | None,
+                    lowloss: MeasuredSpectra | None = None) -> dict | None:
+    """Set ``config.shift_ev`` for ``calibrate`` ("auto" | "zlp" | None); returns what was done."""
+    if calibrate is None:
+        return None
+    if calibrate == "zlp":
+        if lowloss is None:
+            raise CorelossError("--shift zlp needs the matching low-loss file (--lowloss)")
+        config.shift_ev = edges.zlp_shift(lowloss.energy, lowloss.flat())
+        return {"method": "zero-loss peak of the low-loss at 0 eV", "shift_eV": config.shift_ev}
+    if calibrate == "auto":
+        shift, est = edges.calibration_shift(measured.energy, _sample_rows(measured), config.edge_ev)
+        config.shift_ev = shift
+        return {"method": f"O K onset found by shape moved to {config.edge_ev:g} eV",
+                "shift_eV": shift, "edge": est.to_dict()}
+    raise CorelossError(f"unknown calibration {calibrate!r}: use a number of eV, 'auto' or 'zlp'")
+
+
+def _sample_rows(measured: MeasuredSpectra, k: int = 4096) -> np.ndarray:
+    """Up to ``k`` evenly spaced spectra (for the edge search on a mean spectrum)."""
+    n = measured.n_spectra
+    flat = measured.data.reshape(n, measured.energy.size)
+    idx = np.unique(np.linspace(0, n - 1, min(n, k)).astype(int))
+    return np.asarray(flat[idx], float)
+
+
+def _edge_error(measured: MeasuredSpectra, config: PreprocessConfig, why: str) -> CorelossError:
+    hint = edges.calibration_hint(measured.energy + config.shift_ev, _sample_rows(measured), config.edge_ev)
+    return CorelossError(f"{measured.source}: {why}; {hint}")
+
+
+_EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
+
+
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
                      lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
-                     keep_inputs: bool | None = None) -> MeasuredPrediction:
-    """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
+                     keep_inputs: bool | None = None, calibrate: str | None = None,
+                     onset_offset_ev: float | None = None) -> MeasuredPrediction:
+    """Pre-process every spectrum of ``measured`` and run ``model`` (bounded means, combined OOD).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
     ``keep_inputs``: keep the aligned inputs and cropped spectra (default: when <= 1000 spectra).
+    ``calibrate``: ``"auto"`` (edge by shape) or ``"zlp"`` (low-loss ZLP at 0 eV) sets the shift.
+    ``onset_offset_ev``: for a model trained with the absolute onset, the declared calibration
+    ``measured onset - engine onset`` (eV); such a model refuses spectra without it.
+    Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
+    in every spectrum.
     """
     config = config or PreprocessConfig()
     if config.training_fwhm_ev is None:
@@ -129,6 +181,12 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     n = measured.n_spectra
     if n == 0:
         raise CorelossError(f"{measured.source}: contains no spectra")
+    absolute = bool(getattr(model, "absolute_onset", False))
+    if absolute and onset_offset_ev is None:
+        raise CorelossError("this model uses the absolute onset energy: declare the energy calibration "
+                            "with onset_offset_ev (measured onset - engine onset, eV), or use an "
+                            "onset-aligned model")
+    calib = calibrate_shift(measured, config, calibrate, lowloss)
     keep = n <= 1000 if keep_inputs is None else keep_inputs
     flat = measured.data.reshape(n, measured.energy.size)
     ll = _lowloss_rows(lowloss, measured)
@@ -137,6 +195,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
+    clipped = np.zeros((n, k), bool)
     X = np.full((n, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
     bar = task = None
@@ -149,18 +208,26 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
         for a in range(0, n, batch):
             b = min(a + batch, n)
             low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-            p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
-                                 keep_cropped=keep)
+            try:
+                p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
+                                     keep_cropped=keep)
+            except CorelossError as exc:
+                if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
+                    raise
+                raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
             record, crop_energy = p.record, p.energy
             onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
             ok = p.valid
             if ok.any():
-                m, s = model.predict(p.X[ok])
-                sc, fl = model.ood_score(p.X[ok])
+                on = p.onset[ok] - onset_offset_ev if absolute else None
+                full = model.predict_full(p.X[ok], onset=on)
+                m, s, sc, fl = full["mean"], full["std"], full["ood_score"], full["ood"]
+                fl = fl | full["clipped"].any(axis=1)  # held at a physical limit: also OOD
                 if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
                     fl = fl | model.extrapolated(m)
                 idx = np.arange(a, b)[ok]
                 mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
+                clipped[idx] = full["clipped"]
             if keep:
                 X[a:b] = p.X
                 cropped.append(p.cropped)
@@ -169,7 +236,13 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     finally:
         if bar is not None:
             bar.stop()
-    threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
+    if not (reasons == "").any():
+        vals, counts = np.unique(reasons.astype(str), return_counts=True)
+        main = vals[np.argmax(counts)]
+        if main.startswith(_EDGE_REASONS):
+            raise _edge_error(measured, config, f"no spectrum could be processed ({main})")
+    threshold = 1.0 if hasattr(model, "combined_ood_") else getattr(getattr(model, "ood_", None),
+                                                                     "threshold_", None)
     prov = {"coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": measured.describe(), "lowloss": lowloss.source if lowloss is not None else None,
@@ -177,12 +250,17 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
             "ood_threshold": threshold,
-            "ood_rule": "PCA score of the processed spectrum > ood_threshold, or a predicted label "
-                        "outside the training range widened by 10 % of it", "n_spectra": n, "n_failed": int((reasons != "").sum()),
+            "ood_rule": "OOD score > ood_threshold (combined: max over PCA, ensemble disagreement and "
+                        "latent distance of score / its threshold), or a predicted label outside the "
+                        "training range widened by 10 % of it, or a mean clipped to its physical limits",
+            "calibration": calib or {"method": "declared shift", "shift_eV": config.shift_ev},
+            "absolute_onset": {"used": absolute, "onset_offset_eV": onset_offset_ev},
+            "n_clipped": int(clipped.any(axis=1).sum()),
+            "n_spectra": n, "n_failed": int((reasons != "").sum()),
             "units": dict(zip(model.label_names, model.label_units))}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
-                              np.concatenate(cropped) if keep and cropped else None)
+                              np.concatenate(cropped) if keep and cropped else None, clipped)
 
 
 def _nav_index(res: MeasuredPrediction, i: int) -> tuple:
@@ -199,6 +277,8 @@ def records(res: MeasuredPrediction) -> list[dict]:
             r[f"{name}_std"] = None if not np.isfinite(res.std[i, j]) else float(res.std[i, j])
         r["ood_score"] = None if not np.isfinite(res.ood_score[i]) else float(res.ood_score[i])
         r["ood"] = bool(res.ood[i])
+        r["clipped"] = ";".join(n for n, c in zip(res.label_names, res.clipped[i]) if c) \
+            if res.clipped is not None else ""
         r["onset_eV"] = None if not np.isfinite(res.onset[i]) else float(res.onset[i])
         r["snr"] = None if not np.isfinite(res.snr[i]) else float(res.snr[i])
         r["status"] = res.reasons[i] or "ok"
