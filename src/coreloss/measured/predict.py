@@ -163,7 +163,7 @@ _EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
                      lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
                      keep_inputs: bool | None = None, calibrate: str | None = None,
-                     onset_offset_ev: float | None = None) -> MeasuredPrediction:
+                     onset_offset_ev: float | None = None, strict: bool = True) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (bounded means, combined OOD).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
@@ -172,7 +172,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     ``onset_offset_ev``: for a model trained with the absolute onset, the declared calibration
     ``measured onset - engine onset`` (eV); such a model refuses spectra without it.
     Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
-    in every spectrum.
+    in every spectrum (``strict``; with ``strict=False`` such spectra are only marked failed).
     """
     config = config or PreprocessConfig()
     if config.training_fwhm_ev is None:
@@ -236,7 +236,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     finally:
         if bar is not None:
             bar.stop()
-    if not (reasons == "").any():
+    if strict and not (reasons == "").any():
         vals, counts = np.unique(reasons.astype(str), return_counts=True)
         main = vals[np.argmax(counts)]
         if main.startswith(_EDGE_REASONS):
