@@ -41,6 +41,9 @@ def configs(names):
         out[f"+{k}"] = {"augment": BASE + (k,), "max_shift_ev": 0.3}
     out["+misalign 1 eV"] = {"augment": BASE, "max_shift_ev": 1.0}
     out["all"] = {"augment": DEGRADATIONS, "max_shift_ev": 1.0}
+    sel = tuple(k for k in DEGRADATIONS if k != "lifetime")
+    out["selected (all but lifetime)"] = {"augment": sel, "max_shift_ev": 1.0}
+    out["selected + absolute onset"] = {"augment": sel, "max_shift_ev": 1.0, "absolute_onset": True}
     out["baseline + absolute onset"] = {"augment": BASE, "max_shift_ev": 0.3, "absolute_onset": True}
     return {k: v for k, v in out.items() if not names or k in names}
 
@@ -56,6 +59,8 @@ def main():
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--only", default="", help="comma-separated configuration names")
+    ap.add_argument("--append", action="store_true",
+                    help="add the runs to the existing results file instead of a *_partial.json")
     args = ap.parse_args()
     ds = load_dataset(args.data)
     X, y, groups, grid = ds.X, ds.y, ds.structure_ids, ds.grid
@@ -95,7 +100,12 @@ def main():
         print(f"| {name} | " + " | ".join(f"{run['r2']['clean'][n]:.3f}" for n in LABEL_NAMES) + " |")
     res["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = ROOT / "benchmarks" / "results" / f"augment_{Path(args.data).stem}.json"
-    if args.only:
+    if args.append and out.exists():
+        old = json.loads(out.read_text())
+        if old.get("settings") != res["settings"]:
+            raise SystemExit(f"{out} was made with other settings; not appending")
+        res["runs"] = {**old["runs"], **res["runs"]}
+    elif args.only:
         out = out.with_name(out.stem + "_partial.json")
     out.write_text(json.dumps(res, indent=1))
     print(f"\nwrote {out}")

@@ -15,7 +15,8 @@ edge is where it should be, the error says where an edge-like step is and which 
 A spectrum is flagged out of distribution when the model's combined OOD score exceeds 1 (PCA of the
 spectrum, ensemble disagreement, latent distance; see :mod:`coreloss.models.ood`), when a predicted
 label lies outside the training range widened by 10 %, or when a prediction had to be clipped to
-its physical limits (:mod:`coreloss.models.bounds`).
+its physical limits (:mod:`coreloss.models.bounds`) from more than one standard deviation outside
+them (a clipped value is always marked in ``clipped``).
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def _edge_error(measured: MeasuredSpectra, config: PreprocessConfig, why: str) -
     return CorelossError(f"{measured.source}: {why}; {hint}")
 
 
+#: a mean clipped to its physical limit from further out than this many (raw) sigmas is also OOD
+CLIP_OOD_SIGMA = 1.0
+
 _EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
 
 
@@ -222,7 +226,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
                 on = p.onset[ok] - onset_offset_ev if absolute else None
                 full = model.predict_full(p.X[ok], onset=on)
                 m, s, sc, fl = full["mean"], full["std"], full["ood_score"], full["ood"]
-                fl = fl | full["clipped"].any(axis=1)  # held at a physical limit: also OOD
+                fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
                 if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
                     fl = fl | model.extrapolated(m)
                 idx = np.arange(a, b)[ok]
@@ -252,7 +256,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "ood_threshold": threshold,
             "ood_rule": "OOD score > ood_threshold (combined: max over PCA, ensemble disagreement and "
                         "latent distance of score / its threshold), or a predicted label outside the "
-                        "training range widened by 10 % of it, or a mean clipped to its physical limits",
+                        "training range widened by 10 % of it, or a mean clipped to its physical limits from "
+                        "more than CLIP_OOD_SIGMA (1) raw standard deviations outside them",
             "calibration": calib or {"method": "declared shift", "shift_eV": config.shift_ev},
             "absolute_onset": {"used": absolute, "onset_offset_eV": onset_offset_ev},
             "n_clipped": int(clipped.any(axis=1).sum()),

@@ -282,7 +282,8 @@ class InverseModel:
 
     def predict_full(self, X, grid: EnergyGrid | None = None, onset=None, batch_size: int = 16384) -> dict:
         """Everything from one pass: ``mean``, ``std`` (n, 6; bounded, label units), ``clipped``
-        (n, 6) bool, ``ood_score`` (n,), ``ood`` (n,) bool and ``ood_components`` (n, 3)."""
+        (n, 6) bool, ``clipped_sigma`` (n, 6: distance of the raw mean beyond its limit in raw
+        standard deviations), ``ood_score`` (n,), ``ood`` (n,) bool, ``ood_components`` (n, 3)."""
         self._check_fitted()
         X = check_spectra(X, self.grid, grid)
         torch.set_num_threads(self.n_threads)
@@ -293,15 +294,18 @@ class InverseModel:
                                                             np.broadcast_to(onset, (len(X),))[a:a + batch_size]))
             mean = full["mean"] * self.y_std_ + self.y_mean_
             std = np.sqrt(full["var"]) * self.calibration_ * self.y_std_
+            raw_mean, raw_std = mean, std
             mean, std, clipped = apply_bounds(mean, std, self.label_names)
+            with np.errstate(divide="ignore", invalid="ignore"):  # how far outside, in raw sigmas
+                beyond = np.where(clipped, np.abs(raw_mean - mean) / raw_std, 0.0)
             if hasattr(self, "combined_ood_"):
                 comp = self._ood_components(xb, full=full)
                 score, flag, _ = self.combined_ood_.combine(comp)
             else:  # a model saved before the combined score: PCA only
                 score, flag = self.ood_.score(xb)
                 comp = score[:, None]
-            part = {"mean": mean, "std": std, "clipped": clipped, "ood_score": score, "ood": flag,
-                    "ood_components": comp}
+            part = {"mean": mean, "std": std, "clipped": clipped, "clipped_sigma": beyond,
+                    "ood_score": score, "ood": flag, "ood_components": comp}
             for k, v in part.items():
                 out.setdefault(k, []).append(v)
         return {k: np.concatenate(v) for k, v in out.items()}

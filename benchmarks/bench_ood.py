@@ -1,0 +1,127 @@
+"""OOD flag rates per source, and physically impossible predictions, for one or more inverse models.
+
+Sources: the model's held-out test structures (coreloss.evaluate.test_mask 0.15, seed 0) clean, with
+Poisson noise (SNR 20) and degraded by each coreloss.models.augment degradation; random spectra;
+DFT spectra from another engine (gpaw sites in benchmarks/results/gpaw_sites.json, onset-aligned
+with the training rule); every measured file in ../shared/data/experimental through the measured
+pipeline (with its low-loss file: Fourier-ratio deconvolution and resolution). For each source:
+share flagged by the combined score and by each component, and the number of spectra whose raw
+prediction left the physical limits (clipped by coreloss.models.bounds; then flagged).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_ood.py --model src/coreloss/data/inverse_model.pt \
+        --model /tmp/old_model.pt --data datasets/sio2_xtb_gfn2_v2.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from coreloss.dataset import load_dataset  # noqa: E402
+from coreloss.evaluate import test_mask  # noqa: E402
+from coreloss.models.augment import DEGRADATIONS, degrade  # noqa: E402
+from coreloss.models.inverse import InverseModel  # noqa: E402
+from coreloss.spectra import add_noise, align_to_grid, normalise_area, onset_energy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT.parent / "shared" / "data" / "experimental"
+MEASURED = [("exspy_coreloss_spectrum.msa", "exspy_lowloss_spectrum.msa", "Mn oxide"),
+            ("LSMO_linescan.hspy", "LSMO_linescan_low_loss.hspy", "La0.7Sr0.3MnO3"),
+            ("LSMO_STO_linescan.hspy", "LSMO_STO_linescan_low_loss.hspy", "LSMO on SrTiO3")]
+
+
+def gpaw_spectra(grid):
+    d = json.loads((ROOT / "benchmarks" / "results" / "gpaw_sites.json").read_text())
+    names, X = [], []
+    for v in d.values():
+        e, y = np.asarray(v["energy"], float), np.asarray(v["intensity"], float)
+        X.append(align_to_grid(e, y, onset_energy(e, y), grid))
+        names.append(f"{v['polymorph']} O{v['site']}")
+    return names, np.nan_to_num(np.asarray(X))
+
+
+def summarise(full, extra_flag=None) -> dict:
+    """The flag predict/map apply: combined score, clearly impossible raw prediction, label extrapolation."""
+    from coreloss.measured.predict import CLIP_OOD_SIGMA
+    flag = full["ood"] | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)
+    if extra_flag is not None:
+        flag = flag | extra_flag
+    return {"n": int(len(flag)), "flagged": float(flag.mean()), "combined_score": float(full["ood"].mean()),
+            "clipped_spectra": int(full["clipped"].any(axis=1).sum())}
+
+
+def model_rows(model, X, y, te, grid, fwhm) -> dict:
+    thr = getattr(getattr(model, "combined_ood_", None), "thresholds_", None)
+    rows = {}
+
+    def run(name, Xs):
+        full = model.predict_full(Xs)
+        r = summarise(full, model.extrapolated(full["mean"]))
+        if thr is not None:
+            r["components"] = dict(zip(("pca", "disagreement", "latent"),
+                                       (full["ood_components"] > thr).mean(axis=0).round(4).tolist()))
+        rows[name] = r
+        return full
+
+    run("held-out clean", X[te])
+    run("held-out SNR 20", np.nan_to_num(normalise_area(add_noise(X[te], 20.0, np.random.default_rng(1)),
+                                                        grid.step)))
+    for k in DEGRADATIONS + ("all",):
+        run(f"held-out degraded: {k}", degrade(X[te], grid, k, seed=123, training_fwhm=fwhm, snr=30.0))
+    run("random spectra", normalise_area(np.random.default_rng(0).random((200, grid.n)), grid.step))
+    names, G = gpaw_spectra(grid)
+    full = run("DFT (gpaw sites, another engine)", G)
+    rows["DFT (gpaw sites, another engine)"]["per_site"] = {
+        n: {"bond_angle": round(float(m[1]), 1), "bond_length": round(float(m[0]), 3), "ood": bool(f)}
+        for n, m, f in zip(names, full["mean"], full["ood"])}
+    return rows
+
+
+def measured_rows(model) -> dict:
+    from coreloss.measured import predict_measured, read_measured
+    rows = {}
+    if not EXP.exists():
+        return rows
+    for name, ll, what in MEASURED:
+        res = predict_measured(read_measured(EXP / name), model, lowloss=read_measured(EXP / ll))
+        ok = res.valid
+        rows[f"measured: {name} ({what})"] = {
+            "n": int(len(ok)), "processed": int(ok.sum()), "flagged": float(res.ood[ok].mean()),
+            "combined_score": float((res.ood_score[ok] > (res.provenance["ood_threshold"] or np.inf)).mean()),
+            "clipped_spectra": int(res.clipped[ok].any(axis=1).sum())}
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True, help="inverse model file (repeatable)")
+    ap.add_argument("--data", default=str(ROOT / "datasets" / "sio2_xtb_gfn2_v2.h5"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ood.json"))
+    args = ap.parse_args()
+    ds = load_dataset(args.data)
+    te = test_mask(ds.structure_ids, 0.15, seed=0)
+    fwhm = float(ds.provenance.get("parameters", {}).get("gaussian_fwhm", 1.0))
+    res = {"dataset": args.data, "n_test": int(te.sum()), "models": {}}
+    for path in args.model:
+        model = InverseModel.load(path)
+        rows = model_rows(model, ds.X, ds.y, te, ds.grid, fwhm)
+        rows.update(measured_rows(model))
+        res["models"][path] = {"ood_method": model.metadata.get("ood", {}).get("method"),
+                               "augment": model.get_params().get("augment"), "sources": rows}
+        print(f"\n### {path}\n\n| source | spectra | flagged | clipped (raw prediction impossible) |\n|---|---|---|---|")
+        for k, r in rows.items():
+            print(f"| {k} | {r['n']} | {100 * r['flagged']:.1f} % | {r['clipped_spectra']} |")
+    res["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
