@@ -43,6 +43,9 @@ def configs(names):
     out["all"] = {"augment": DEGRADATIONS, "max_shift_ev": 1.0}
     sel = tuple(k for k in DEGRADATIONS if k != "lifetime")
     out["selected (all but lifetime)"] = {"augment": sel, "max_shift_ev": 1.0}
+    helpful = ("noise", "misalign", "stretch", "background", "plural")
+    out["helpful: stretch+background+plural+misalign 1 eV"] = {"augment": helpful, "max_shift_ev": 1.0}
+    out["all p=0.25"] = {"augment": DEGRADATIONS, "max_shift_ev": 1.0, "augment_prob": 0.25}
     out["selected + absolute onset"] = {"augment": sel, "max_shift_ev": 1.0, "absolute_onset": True}
     out["baseline + absolute onset"] = {"augment": BASE, "max_shift_ev": 0.3, "absolute_onset": True}
     return {k: v for k, v in out.items() if not names or k in names}

@@ -37,8 +37,9 @@ from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentScore, PCAOutlier
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid, add_noise, normalise_area, shift
 
 FORMAT = "coreloss-inverse/1"
-#: degradations applied while training by default (chosen by benchmarks/bench_augment.py)
-DEFAULT_AUGMENT = ("noise", "misalign")
+#: degradations applied while training by default, each to a spectrum with probability
+#: ``augment_prob`` = 0.25 (chosen with benchmarks/bench_augment.py; see BENCHMARKS.md)
+DEFAULT_AUGMENT = ("noise", "misalign", "resolution", "lifetime", "stretch", "background", "plural")
 
 
 def check_spectra(X, grid: EnergyGrid, spectra_grid: EnergyGrid | None = None) -> np.ndarray:
@@ -104,10 +105,10 @@ class InverseModel:
     def __init__(self, arch: str = "mlp", members: int = 5, hidden: tuple[int, ...] = (256, 128),
                  dropout: float = 0.1, epochs: int = 150, lr: float = 1e-3, batch_size: int = 128,
                  weight_decay: float = 1e-5, snrs=(float("inf"), 50.0, 20.0, 10.0),
-                 noise_kind: str = "poisson", max_shift_ev: float = 0.3, val_fraction: float = 0.15,
+                 noise_kind: str = "poisson", max_shift_ev: float = 1.0, val_fraction: float = 0.15,
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
                  n_threads: int = 1, progress: bool = False, augment=DEFAULT_AUGMENT,
-                 augment_prob: float = 0.5, training_fwhm: float | None = None,
+                 augment_prob: float = 0.25, training_fwhm: float | None = None,
                  absolute_onset: bool = False, ood_target_rate: float = 0.01):
         self.arch, self.members, self.hidden, self.dropout = arch, members, tuple(hidden), dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
