@@ -33,7 +33,7 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter
 from coreloss.models.bounds import apply_bounds
-from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentScore, PCAOutlierScore
+from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid, add_noise, normalise_area, shift
 
 FORMAT = "coreloss-inverse/1"
@@ -109,7 +109,7 @@ class InverseModel:
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
                  n_threads: int = 1, progress: bool = False, augment=DEFAULT_AUGMENT,
                  augment_prob: float = 0.25, training_fwhm: float | None = None,
-                 absolute_onset: bool = False, ood_target_rate: float = 0.01):
+                 absolute_onset: bool = False, ood_target_rate: float = 0.015):
         self.arch, self.members, self.hidden, self.dropout = arch, members, tuple(hidden), dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
         self.snrs, self.noise_kind, self.max_shift_ev = tuple(snrs), noise_kind, max_shift_ev
@@ -231,17 +231,8 @@ class InverseModel:
             with np.errstate(invalid="ignore"):
                 c = np.sqrt(np.nanmean(z2, axis=0))
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        # OOD: PCA on training spectra; latent Gaussians on clean + degraded training spectra;
-        # thresholds on clean + noisy validation spectra (ood_target_rate of them flagged)
-        rng = np.random.default_rng(self.seed + 7)
-        noisy = Augmenter(self.grid, ("noise",), self.snrs, noise_kind=self.noise_kind)
-        self.ood_ = PCAOutlierScore().fit(X[tr], noisy(X[calib_idx], rng))
-        lat_in = np.concatenate([clean_scaled(Xin[tr]), aug_scaled(Xin[tr], rng)])
-        self.latent_ = LatentScore().fit(self.ensemble_.predict_full(lat_in)["latent"])
-        Xc = np.concatenate([Xin[calib_idx], Xin[calib_idx]])
-        Xc[len(calib_idx):, :n_x] = noisy(Xin[calib_idx, :n_x], rng)
-        comp = self._ood_components(Xc[:, :n_x], Xc[:, n_x] if self.absolute_onset else None)
-        self.combined_ood_ = CombinedOOD.fit(comp, self.ood_target_rate)
+        self.fit_ood(X[tr], X[calib_idx], None if onset is None else onset[tr],
+                     None if onset is None else onset[calib_idx])
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -252,13 +243,7 @@ class InverseModel:
             "calibration": {"method": "per-label std factor fitted on validation structures "
                             "(sqrt of mean squared z-score)" if len(va) and self.recalibrate else "none",
                             "factors": self.calibration_.tolist()},
-            "ood": {"method": "max over scores of score/threshold (PCA T2+Q of the spectrum; ensemble "
-                    "disagreement; latent Mahalanobis distance); thresholds = the same quantile of each "
-                    "score on clean + noisy validation spectra, chosen so that "
-                    f"{self.ood_target_rate:.1%} of them are flagged", "scores": list(OOD_SCORES),
-                    "thresholds": self.combined_ood_.thresholds_.tolist(),
-                    "quantile": self.combined_ood_.quantile,
-                    "n_components": int(len(self.ood_.components_))},
+            "ood": self._ood_record(),
             "augmentation": self.make_augmenter().params(),
             "absolute_onset": {"used": self.absolute_onset, "mean_eV": self.onset_mean_,
                                "std_eV": self.onset_std_},
@@ -270,6 +255,37 @@ class InverseModel:
         }
         return self
 
+    def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None) -> "InverseModel":
+        """(Re)fit the OOD scores: PCA and latent neighbours on ``X_train`` (clean training spectra),
+        thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib``; see
+        :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a trained model."""
+        rng = np.random.default_rng(self.seed + 7)
+        noisy = Augmenter(self.grid, ("noise",), self.snrs, noise_kind=self.noise_kind)
+        Xn = noisy(X_calib, rng)
+        self.ood_ = PCAOutlierScore(quantile=0.999).fit(X_train, Xn)  # leaves the rate to latent_knn
+        lat = self.ensemble_.predict_full(self._inputs(X_train, onset_train))["latent"]
+        self.latent_ = LatentKNN().fit(lat)
+        Xc = np.concatenate([X_calib, Xn])
+        oc = None if onset_calib is None else np.concatenate([onset_calib, onset_calib])
+        comp = self._ood_components(Xc, oc)
+        self.combined_ood_ = CombinedOOD.fit(comp, target_rate=self.ood_target_rate,
+                                             fixed={"pca": self.ood_.threshold_})
+        if getattr(self, "metadata", None):
+            self.metadata["ood"] = self._ood_record()
+        return self
+
+    def _ood_record(self) -> dict:
+        c = self.combined_ood_
+        return {"method": "flag = max over " + ", ".join(c.flag_names) + " of score / threshold > 1; "
+                "PCA: T2+Q with its own threshold (99.9th percentile of noisy validation spectra); "
+                f"latent_knn: mean distance to the {self.latent_.k} nearest training spectra in the "
+                "ensemble's last hidden layers; its threshold: the quantile of clean + noisy validation "
+                f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; disagreement "
+                "(variance of member means) reported only", "scores": list(c.names),
+                "flag_scores": list(c.flag_names), "thresholds": c.thresholds_.tolist(),
+                "quantile": c.quantile, "target_rate": c.target_rate,
+                "n_components": int(len(self.ood_.components_))}
+
     def _check_fitted(self):
         if not hasattr(self, "ensemble_"):
             raise CorelossError("the model is not trained: call fit() or InverseModel.load()")
@@ -279,7 +295,8 @@ class InverseModel:
         """``(n, 3)`` raw scores in the order of :data:`~coreloss.models.ood.OOD_SCORES`."""
         full = full if full is not None else self.ensemble_.predict_full(self._inputs(X, onset))
         pca, _ = self.ood_.score(X)
-        return np.stack([pca, full["epistemic"].mean(axis=1), self.latent_.score(full["latent"])], axis=1)
+        knn = self.latent_.score(full["latent"])
+        return np.stack([pca, full["epistemic"].mean(axis=1), np.where(np.isfinite(pca), knn, np.inf)], axis=1)
 
     def predict_full(self, X, grid: EnergyGrid | None = None, onset=None, batch_size: int = 16384) -> dict:
         """Everything from one pass: ``mean``, ``std`` (n, 6; bounded, label units), ``clipped``
@@ -357,7 +374,8 @@ class InverseModel:
                   "calibration": self.calibration_,
                   "onset_norm": [self.onset_mean_, self.onset_std_],
                   **{f"ood_{k}": np.asarray(v, float) for k, v in self.ood_.state().items()},
-                  **{f"lat_{k}": np.asarray(v, float) for k, v in self.latent_.state().items()},
+                  **{f"lat_{k}": np.asarray(v, np.float32 if k == "ref" else float)
+                     for k, v in self.latent_.state().items()},
                   **{f"comb_{k}": np.asarray(v, float) for k, v in self.combined_ood_.state().items()}}
         blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "x_scale": self.x_scale_,
                 "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
@@ -392,8 +410,8 @@ class InverseModel:
         obj.x_scale_, obj.calibration_ = float(blob["x_scale"]), a["calibration"]
         obj.ood_ = PCAOutlierScore.from_state({k[4:]: v for k, v in a.items() if k.startswith("ood_")})
         obj.onset_mean_, obj.onset_std_ = (float(v) for v in a.get("onset_norm", (0.0, 1.0)))
-        if "comb_thresholds" in a:
-            obj.latent_ = LatentScore.from_state({k[4:]: v for k, v in a.items() if k.startswith("lat_")})
+        if "comb_flag_mask" in a and "lat_ref" in a:  # else: a model from before the combined score
+            obj.latent_ = LatentKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("lat_")})
             obj.combined_ood_ = CombinedOOD.from_state({k[5:]: v for k, v in a.items() if k.startswith("comb_")})
         ens = dict(blob["ensemble"])
         ens["net_kwargs"] = json.loads(ens["net_kwargs"])
