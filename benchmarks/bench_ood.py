@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -98,7 +99,9 @@ def measured_rows(model) -> dict:
         for vname, kw in variants.items():
             res = predict_measured(read_measured(EXP / name), model, **kw)
             ok = res.valid
+            sc = res.ood_score[ok]
             out[vname] = {"n": int(len(ok)), "processed": int(ok.sum()), "flagged": float(res.ood[ok].mean()),
+                          "ood_score_min": float(sc.min()), "ood_score_median": float(np.median(sc)),
                           "clipped_spectra": int(res.clipped[ok].any(axis=1).sum()),
                           "shift_eV": res.provenance["calibration"]["shift_eV"]}
         rows[f"measured: {name} ({what})"] = {**out["lowloss"], "variants": out}
@@ -119,15 +122,25 @@ def main():
         model = InverseModel.load(path)
         rows = model_rows(model, ds.X, ds.y, te, ds.grid, fwhm)
         rows.update(measured_rows(model))
+        Xbig = ds.X[np.random.default_rng(0).integers(len(ds.X), size=65536)]
+        t0 = time.perf_counter()
+        model.predict(Xbig)
+        t1 = time.perf_counter()
+        model.predict_full(Xbig)
+        timing = {"n_spectra": 65536, "threads": 1, "predict_s": round(t1 - t0, 2),
+                  "predict_full_s": round(time.perf_counter() - t1, 2)}
         res["models"][path] = {"ood_method": model.metadata.get("ood", {}).get("method"),
-                               "augment": model.get_params().get("augment"), "sources": rows}
+                               "augment": model.get_params().get("augment"), "sources": rows,
+                               "timing": timing}
+        print(f"timing on 65,536 spectra: predict {timing['predict_s']} s, predict_full {timing['predict_full_s']} s")
         print(f"\n### {path}\n\n| source | spectra | flagged | clipped (raw prediction impossible) |\n|---|---|---|---|")
         for k, r in rows.items():
             print(f"| {k} | {r['n']} | {100 * r['flagged']:.1f} % | {r['clipped_spectra']} |")
         for k, r in rows.items():
             for vname, v in r.get("variants", {}).items():
                 print(f"- {k} [{vname}]: {v['processed']}/{v['n']} processed, {100 * v['flagged']:.1f} % "
-                      f"flagged, shift {v['shift_eV']:.2f} eV")
+                      f"flagged, OOD score min {v['ood_score_min']:.2f} median {v['ood_score_median']:.2f}, "
+                      f"shift {v['shift_eV']:.2f} eV")
     res["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     Path(args.out).write_text(json.dumps(res, indent=1))
     print(f"\nwrote {args.out}")
