@@ -13,7 +13,7 @@ axis so that the low-loss zero-loss peak sits at 0 eV. When no spectrum can be p
 edge is where it should be, the error says where an edge-like step is and which ``--shift`` to use.
 
 A spectrum is flagged out of distribution when the model's combined OOD score exceeds 1 (PCA of the
-spectrum, ensemble disagreement, latent distance; see :mod:`coreloss.models.ood`), when a predicted
+spectrum and latent k-nearest-neighbour distance; see :mod:`coreloss.models.ood`), when a predicted
 label lies outside the training range widened by 10 %, or when a prediction had to be clipped to
 its physical limits (:mod:`coreloss.models.bounds`) from more than one standard deviation outside
 them (a clipped value is always marked in ``clipped``).
@@ -254,8 +254,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
             "ood_threshold": threshold,
-            "ood_rule": "OOD score > ood_threshold (combined: max over PCA, ensemble disagreement and "
-                        "latent distance of score / its threshold), or a predicted label outside the "
+            "ood_rule": "OOD score > ood_threshold (combined: max over the model's flag scores, PCA and "
+                        "latent kNN distance, of score / its threshold), or a predicted label outside the "
                         "training range widened by 10 % of it, or a mean clipped to its physical limits from "
                         "more than CLIP_OOD_SIGMA (1) raw standard deviations outside them",
             "calibration": calib or {"method": "declared shift", "shift_eV": config.shift_ev},

@@ -9,8 +9,8 @@ misalignment within ``+-max_shift_ev``, and optionally resolution, lifetime, ene
 residual background, plural scattering). A group-wise validation split (``val_fraction`` of the
 structures) selects the epoch, fits one variance recalibration factor per label (so the validation
 z-scores have unit variance) and calibrates the OOD thresholds (:class:`~coreloss.models.ood.CombinedOOD`:
-PCA, ensemble disagreement and latent distance, ``ood_target_rate`` of clean + noisy validation
-spectra flagged). Predictions are held inside :data:`~coreloss.models.bounds.PHYSICAL_BOUNDS`.
+PCA and latent k-nearest-neighbour distance set the flag, ensemble disagreement is reported;
+``ood_target_rate`` of clean + noisy validation spectra flagged). Predictions are held inside :data:`~coreloss.models.bounds.PHYSICAL_BOUNDS`.
 
 With ``absolute_onset=True`` the absolute onset energy (eV, the engine's scale) is a further input:
 use it only for spectra whose energy axis is calibrated to that scale (see docs/models.md).
