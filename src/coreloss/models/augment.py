@@ -188,3 +188,22 @@ def degrade(X, grid: EnergyGrid, kind: str, seed: int = 123, training_fwhm: floa
     kinds = DEGRADATIONS if kind == "all" else (kind,)
     aug = Augmenter(grid, kinds, snrs=(snr,), prob=1.0, training_fwhm=training_fwhm)
     return aug(np.asarray(X, float), np.random.default_rng(seed))
+
+
+def make_augmenter(grid: EnergyGrid, snrs, max_shift_ev: float, kind: str = "poisson"):
+    """Noise + shift only (the augmentation before the degradations; used for the baselines):
+    ``augment(X, rng)``: per spectrum a random SNR from ``snrs`` (inf = clean) and shift, re-normalised."""
+    snrs = tuple(float(s) for s in snrs)
+
+    def augment(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = np.array(X, float)
+        if max_shift_ev > 0:
+            out = shift(out, rng.uniform(-max_shift_ev, max_shift_ev, len(out)), grid)
+        pick = rng.integers(len(snrs), size=len(out)) if snrs else np.zeros(0, int)
+        for i, snr in enumerate(snrs):
+            sel = pick == i
+            if np.isfinite(snr) and sel.any():
+                out[sel] = add_noise(out[sel], snr, rng, kind=kind)
+        return np.nan_to_num(normalise_area(out, grid.step))
+
+    return augment

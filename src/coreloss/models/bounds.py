@@ -52,3 +52,10 @@ def count_impossible(mean, names) -> int:
     lo, hi = bounds_for(names)
     with np.errstate(invalid="ignore"):
         return int(np.sum(np.any((mean < lo) | (mean > hi), axis=1)))
+
+
+def label_range(y) -> dict:
+    """Per-label min and max of training labels (label units; NaN labels ignored)."""
+    y = np.asarray(y, float)
+    with np.errstate(invalid="ignore"):
+        return {"min": np.nanmin(y, axis=0).tolist(), "max": np.nanmax(y, axis=0).tolist()}

@@ -31,10 +31,10 @@ from coreloss.errors import CorelossError
 from coreloss.models._io import save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
-from coreloss.models.augment import Augmenter
-from coreloss.models.bounds import apply_bounds
-from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore
-from coreloss.spectra import DEFAULT_GRID, EnergyGrid, add_noise, normalise_area, shift
+from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
+from coreloss.models.bounds import apply_bounds, label_range
+from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
 #: degradations applied while training by default, each to a spectrum with probability
@@ -55,24 +55,6 @@ def check_spectra(X, grid: EnergyGrid, spectra_grid: EnergyGrid | None = None) -
                             f"({grid.start:g}..{grid.stop:g} eV, step {grid.step:g}) has {grid.n}; "
                             "resample them explicitly with coreloss.spectra.align_to_grid")
     return X
-
-
-def make_augmenter(grid: EnergyGrid, snrs, max_shift_ev: float, kind: str = "poisson"):
-    """``augment(X, rng)``: per spectrum a random SNR from ``snrs`` (inf = clean) and shift, re-normalised."""
-    snrs = tuple(float(s) for s in snrs)
-
-    def augment(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = np.array(X, float)
-        if max_shift_ev > 0:
-            out = shift(out, rng.uniform(-max_shift_ev, max_shift_ev, len(out)), grid)
-        pick = rng.integers(len(snrs), size=len(out)) if snrs else np.zeros(0, int)
-        for i, snr in enumerate(snrs):
-            sel = pick == i
-            if np.isfinite(snr) and sel.any():
-                out[sel] = add_noise(out[sel], snr, rng, kind=kind)
-        return np.nan_to_num(normalise_area(out, grid.step))
-
-    return augment
 
 
 def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -427,10 +409,3 @@ def _envelope(X) -> dict:
     return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
             "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
             "mean": X.mean(axis=0).round(6).tolist()}
-
-
-def label_range(y) -> dict:
-    """Per-label min and max of training labels (label units; NaN labels ignored)."""
-    y = np.asarray(y, float)
-    with np.errstate(invalid="ignore"):
-        return {"min": np.nanmin(y, axis=0).tolist(), "max": np.nanmax(y, axis=0).tolist()}
