@@ -146,7 +146,7 @@ def random_sio2(n_sio2: int, density: float, seed: int, max_tries: int = 20000) 
 def melt_quench(n_sio2: int, density: float, seed: int, t_melt: float = 4000.0, melt_ps: float = 0.3,
                 quench_ps: float = 1.0, t_final: float = 300.0, anneal_ps: float = 0.1,
                 timestep: float = 1.5, relax_cell: bool = False, fmax: float = 0.05,
-                relax_steps: int = 400) -> dict:
+                relax_steps: int = 400, prerelax_steps: int = 60) -> dict:
     """Melt-quench an amorphous cell: random packing -> liquid at ``t_melt`` for ``melt_ps`` ->
     linear quench to ``t_final`` over ``quench_ps`` -> ``anneal_ps`` at ``t_final`` -> FIRE relaxation
     (positions, and the cell at 0 GPa when ``relax_cell``). Quench rate = (t_melt - t_final)/quench_ps.
@@ -157,7 +157,7 @@ def melt_quench(n_sio2: int, density: float, seed: int, t_melt: float = 4000.0, 
     t0 = time.perf_counter()
     atoms = _atoms(random_sio2(n_sio2, density, seed))
     # remove the worst contacts of the random start before MD
-    start = relax_at_pressure(_structure(atoms), fmax=0.5, steps=60, relax_cell=False)
+    start = relax_at_pressure(_structure(atoms), fmax=0.5, steps=prerelax_steps, relax_cell=False)
     atoms = _atoms(start["structure"])
     _init_velocities(atoms, t_melt, seed)
     dyn = _langevin(atoms, t_melt, timestep, seed)

@@ -105,6 +105,29 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
 
 
 # ----------------------------------------------------------------------------- running one task
+def md_supercell(structure: Structure, min_image_distance: float = 8.0, max_atoms: int = MD_MAX_ATOMS):
+    """Supercell for MD snapshots whose perpendicular widths are all >= ``min_image_distance`` (Å),
+    so that the engines compute the snapshot as it is: the engines' diagonal one where it has at
+    most ``max_atoms`` atoms, else the smallest near-cubic one (``ase.build.find_optimal_cell_shape``)
+    that qualifies (e.g. coesite: 72 instead of 192 atoms); ``None`` if none is small enough."""
+    import numpy as np
+
+    from coreloss.engines._supercell import perpendicular_widths, supercell_scaling
+
+    diag = supercell_scaling(structure.lattice, min_image_distance)
+    if len(structure) * int(np.prod(diag)) <= max_atoms:
+        return list(diag)
+    from ase.build import find_optimal_cell_shape
+
+    for n in range(2, max_atoms // len(structure) + 1):
+        P = np.asarray(find_optimal_cell_shape(structure.lattice.matrix, n, "sc"), int)
+        P = -P if np.linalg.det(P) < 0 else P  # keep a right-handed cell
+        if (perpendicular_widths(P @ structure.lattice.matrix) >= min_image_distance).all():
+            return P.tolist()
+    return None
+
+
+
 def _relaxed_parent(task: Task, parents: dict, cache_dir: Path | None) -> tuple[Structure, str]:
     """The 0-GPa CHGNet-relaxed parent where it exists (cache), else the parent as given."""
     done = _cache_read(cache_dir, f"relax-{task.parent}")
@@ -115,7 +138,6 @@ def _relaxed_parent(task: Task, parents: dict, cache_dir: Path | None) -> tuple[
 
 def _run_task(task: Task, parents: dict, cache_dir: Path | None) -> list[dict]:
     """Run one task; returns record dicts {id, structure (dict), meta}."""
-    from coreloss.engines._supercell import supercell_scaling
     from coreloss.structures import chgnet_tools as ct
 
     p = task.params
@@ -132,11 +154,12 @@ def _run_task(task: Task, parents: dict, cache_dir: Path | None) -> list[dict]:
         return [{"id": task.id, "structure": res["structure"].as_dict(), "meta": meta}]
     if task.kind == "md":
         start, start_id = _relaxed_parent(task, parents, cache_dir)
-        scale = supercell_scaling(start.lattice, p["min_image_distance"])
-        cell = start.copy()
-        cell.make_supercell(list(scale))
-        if len(cell) > MD_MAX_ATOMS:
+        scale = md_supercell(start, p["min_image_distance"])
+        if scale is None:
             return []
+        cell = start.copy()
+        cell.make_supercell(scale)
+        scale = [list(map(int, row)) for row in scale] if isinstance(scale[0], list) else list(map(int, scale))
         res = ct.md_snapshots(cell, p["temperature_k"], p["seed"], p["equil_steps"], p["n_snapshots"],
                               p["interval"], p["timestep_fs"])
         out = []
@@ -150,7 +173,8 @@ def _run_task(task: Task, parents: dict, cache_dir: Path | None) -> list[dict]:
     if task.kind == "amorphous":
         res = ct.melt_quench(p["n_sio2"], p["density"], p["seed"], t_melt=p["t_melt_k"], melt_ps=p["melt_ps"],
                              quench_ps=p["quench_ps"], anneal_ps=p["anneal_ps"], timestep=p["timestep_fs"],
-                             relax_cell=p["relax_cell"])
+                             relax_cell=p["relax_cell"], relax_steps=p.get("relax_steps", 250),
+                             prerelax_steps=p.get("prerelax_steps", 60))
         return [{"id": task.id, "structure": res["structure"].as_dict(), "meta": {
             "temperature_k": 300.0, "pressure_gpa": round(res["pressure_gpa"], 3), "seed": p["seed"],
             "target_density": p["density"], "quench_rate_k_per_s": float(f"{res['quench_rate_k_per_s']:.3g}"),
