@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from coreloss.build_progress import build_progress
 from coreloss.dataset import build_dataset, load_dataset
 from coreloss.dataset_store import collect, parts_dir
 from coreloss.engines.base import Engine, EngineError, SiteResult
@@ -233,7 +234,7 @@ def test_resume_after_kill_9(tmp_path):
     cmd = [sys.executable, "-m", "coreloss", "dataset", "build", "--engine", "test_dataset:ToyEngine",
            "-p", "delay=0.12", "--structures", str(sset), "--out", str(out), "--workers", "1",
            "--checkpoint-every", "12"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -245,6 +246,14 @@ def test_resume_after_kill_9(tmp_path):
         proc.wait()
     before, _ = collect(out)
     assert 3 <= len(before.structures) < 6, "kill came too late to test a resume"
+    prog = build_progress(out)  # progress and ETA read from disk after the kill
+    done = len(before.structures)
+    assert prog["planned_structures"] == 6 and prog["done_structures"] == done
+    assert prog["left_structures"] == 6 - done and prog["left_sites_estimated"] == 6 * (6 - done)
+    assert prog["sites_in_file_and_parts"] == 6 * done and prog["eta_hours"] > 0
+    info = subprocess.run([sys.executable, "-m", "coreloss", "dataset", "info", str(out)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and f"{done}/6 planned structures done" in info.stdout, info.stderr
     r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     ds = load_dataset(out)
@@ -257,7 +266,7 @@ def test_resume_after_kill_9(tmp_path):
         assert np.array_equal(ds.X[i], row["x"]) and np.array_equal(ds.y[i], row["y"], equal_nan=True)
     pids = {p["engine"]["pid"] for p in ds.site_provenance}
     assert len(pids) == 2  # one worker before the kill, one after
-    assert not parts_dir(out).exists()
+    assert not parts_dir(out).exists() and build_progress(out) is None
 
 
 def test_external_scheduler_gives_same_results(tmp_path, small_set):

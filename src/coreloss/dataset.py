@@ -308,7 +308,7 @@ def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
 
 def _remove_run_dir(pdir: Path) -> None:
     """Remove the run bookkeeping (run.json, lock) and the parts folder if it is then empty."""
-    for p in (pdir / "run.json", pdir / "lock"):
+    for p in (pdir / "run.json", pdir / "lock", pdir / "plan.json"):
         p.unlink(missing_ok=True)
     try:
         pdir.rmdir()
@@ -395,6 +395,9 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
         total += est[rec["id"]]
     costs = [_task_cost(rec, est[rec["id"]], engine) for rec, _ in todo]
     cost_of = {rec["id"]: c for (rec, _), c in zip(todo, costs)}
+    from coreloss.build_progress import write_plan
+    write_plan(pdir, [{"id": rec["id"], "sites": est[rec["id"]], "cost": cost_of[rec["id"]]}
+                      for rec, _ in todo], workers, engine.name)
     total_cost, done_cost = sum(costs), 0.0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("sites  {task.fields[structs]} structures  [red]{task.fields[fails]} failed"),

@@ -93,9 +93,16 @@ def evaluate(
     model_path: Optional[Path] = typer.Option(None, "--model", help="Inverse model (default: shipped)."),
     cv: bool = typer.Option(False, "--cv", help="Also run group k-fold CV, retraining the model's setup."),
     folds: int = typer.Option(5, "--folds", help="Folds for --cv."),
+    transfer: bool = typer.Option(
+        False, "--transfer", help="DATA is a reference set the model never saw (another engine or code): "
+        "score every site, geometric labels only unless --labels; writes transfer.json/.csv."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="With --transfer: comma-separated labels to score (default: geometric)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
 ):
     """Metrics (MAE, RMSE, R2 per label), 95% coverage, OOD rates and a parity plot on DATA."""
+    if transfer:
+        return _evaluate_transfer(data, out, model_path, labels, force)
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
@@ -131,6 +138,47 @@ def evaluate(
         console.print(f"test {name:18s} R2 {r2}  MAE {m['mae']:.4g}  "
                       f"95%-coverage {res['metrics']['coverage_95'][name]:.2f}")
     console.print(f"wrote {out / 'metrics.json'} and {out / 'parity.png'}")
+
+
+def _evaluate_transfer(data: Path, out: Path, model_path, labels, force: bool) -> None:
+    """``coreloss evaluate --transfer``: every site of DATA is held out; per-site CSV + metrics."""
+    import csv
+
+    from rich.console import Console
+
+    from coreloss.dataset import load_dataset
+    from coreloss.evaluate import evaluate_transfer
+    from coreloss.models import default_inverse_model_path
+    from coreloss.models.inverse import InverseModel
+
+    console = Console(stderr=True)
+    files = [out / "transfer.json", out / "transfer.csv"]
+    if out.exists() and not out.is_dir():
+        from coreloss.errors import CorelossError
+        raise CorelossError(f"--out {out} is a file; give a folder")
+    _refuse_existing(files, force)
+    mpath = model_path or default_inverse_model_path()
+    model = InverseModel.load(mpath)
+    ds = load_dataset(data)
+    names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None
+    res = evaluate_transfer(model, ds, names)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(mpath),
+           "model_training": model.metadata.get("training_provenance", {}).get("dataset_provenance", {})
+           .get("engine"), **res["metrics"], "sites": res["sites"]}
+    _write_json(files[0], doc)
+    with open(files[1], "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(res["sites"][0]) if res["sites"] else ["structure_id"])
+        w.writeheader()
+        w.writerows(res["sites"])
+    m = res["metrics"]
+    for name in m["labels"]:
+        a = m["all"][name]
+        r2 = f"{a['r2']:.3f}" if a["r2"] is not None else "n/a"
+        console.print(f"transfer {name:18s} MAE {a['mae']:.4g} {m['units'][name]}  R2 {r2}  "
+                      f"95%-coverage {m['coverage_95'][name]:.2f}")
+    console.print(f"{m['n_sites']} sites of {m['n_structures']} structures ({m['reference_engine']}); "
+                  f"OOD-flagged {100 * m['ood_flag_rate']:.0f} %; wrote {files[0]} and {files[1]}")
 
 
 def simulate(
