@@ -117,3 +117,26 @@ def test_merge_chgnet_groups():
     assert dups == [("relax-same", "amcsd-q")]  # unmoved by the relaxation: a duplicate
     assert g["relax-ref-q"] == g["md-ref-q-300K-0"] == "amcsd-q"  # joined the matching record's group
     assert g["amo-1"] == "amo-1" and g["stish"] == "stish"
+
+
+def test_dataset_build_with_budget_resumes_and_extends(tmp_path):
+    from test_dataset import quartz, write_set
+
+    from coreloss.dataset import build_dataset, load_dataset
+
+    sset = write_set(tmp_path / "set.json", {"q-a": quartz(), "q-b": quartz(1.02, 0.03, 1),
+                                            "stish": stishovite()})
+    out = tmp_path / "d.h5"
+    rep = build_dataset(out, sset, engine="test_dataset:ToyEngine", workers=0, budget=3)
+    ds = load_dataset(out)
+    first = set(zip(ds.structure_ids.tolist(), ds.site_index.tolist()))
+    assert rep.new_sites == 3 and len(first) == 3
+    assert ds.provenance["selection"]["n_picked"] == 3 and ds.provenance["selection"]["n_candidates"] == 8
+    assert ("stish", 2) in first  # the octahedral environment is among the first picks
+    rep = build_dataset(out, sset, engine="test_dataset:ToyEngine", workers=0, budget=2)
+    ds = load_dataset(out)
+    both = set(zip(ds.structure_ids.tolist(), ds.site_index.tolist()))
+    assert rep.new_sites == 2 and len(both) == 5 and first < both
+    with pytest.raises(CorelossError):
+        build_dataset(tmp_path / "x.h5", sset, engine="test_dataset:ToyEngine", workers=0, budget=0)
+    assert not (tmp_path / "x.h5").exists()

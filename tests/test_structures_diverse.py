@@ -99,3 +99,19 @@ def test_shipped_set_has_realistic_structures():
         assert {"generator", "chgnet_version", "temperature_k", "pressure_gpa", "parent"} <= set(r.meta)
         assert check_sio2(r.structure) == []
     assert {"chgnet-relaxed", "chgnet-pressure"} <= {r.source for r in derived}
+
+
+@pytest.mark.parametrize("args", [["--generate"], ["--generate", "--chgnet-cache", "c", "--chgnet-kinds", "md,x"],
+                                  ["--chgnet-cache", "missing_dir"], ["--chgnet-kinds", "md"]])
+def test_cli_chgnet_options_bad_input(args, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from coreloss.cli import main
+    out = tmp_path / "set.json"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["coreloss", "structures", "build", "--out", str(out), *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith("error:") and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "c").exists()
