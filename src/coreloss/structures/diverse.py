@@ -1,13 +1,13 @@
 """Realistic, diverse SiO2 structures made with CHGNet: the plan (what, in which order) and a resumable runner.
 
-Kinds, in the order they run (most valuable first, so that a partial run is already useful):
+Kinds (run order: :func:`plan`; most valuable first, so that a partial run is already useful):
 
-1. ``relax``     dense polymorphs and low-energy generated phases relaxed (cell + positions, 0 GPa);
-2. ``pressure``  quartz, cristobalite, coesite relaxed at 5-40 GPa;
-3. ``md``        Langevin NVT snapshots at 300, 1200 and 600 K of the relaxed dense polymorphs in the
-                 diagonal supercell the engines use (perpendicular widths >= 8 Å);
-4. ``amorphous`` melt-quench cells (72 atoms) at 2.2 g/cm3 and densified (3.0, 3.6 g/cm3);
-5. ``zeolite``   IZA frameworks relaxed with CHGNet, smallest primitive cell first.
+* ``relax``     dense polymorphs and low-energy generated phases relaxed (cell + positions, 0 GPa);
+* ``pressure``  quartz (5-40 GPa), cristobalite and coesite (10, 20, 40 GPa) relaxed under pressure;
+* ``md``        Langevin NVT snapshots at 300, 1200 and 600 K of the relaxed dense polymorphs in a
+                supercell with perpendicular widths >= 8 Å (:func:`md_supercell`);
+* ``amorphous`` melt-quench cells (72 atoms) at 2.2 g/cm3 and densified (3.0, 3.6 g/cm3);
+* ``zeolite``   IZA frameworks relaxed with CHGNet, smallest primitive cell first.
 
 Every finished task is one ``<task id>.json.gz`` in a cache folder (written atomically), so an
 interrupted run resumes where it stopped. Records carry provenance in ``meta``: generator, CHGNet
@@ -68,9 +68,9 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
          kinds: tuple[str, ...] = KINDS) -> list[Task]:
     """The ordered task list for the available ``parents`` (id -> structure) and zeolite records.
 
-    Order (value per CPU second first): dense relaxations, high pressure, MD at 300 and 1200 K, the
-    first ambient and densified amorphous cells, MD at 600 K, the other amorphous cells, keatite and
-    the zeolites (smallest cell first).
+    Order (value per CPU second first): dense relaxations, high pressure, MD at 300 K, the first
+    ambient glass, MD at 1200 K, the first densified glass, MD at 600 K, the other amorphous cells,
+    keatite and the zeolites (smallest cell first).
     """
     tasks: list[tuple[int, Task]] = []
     for p in DENSE:
@@ -86,13 +86,13 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
     for t in TEMPERATURES:
         for p in MD_PARENTS:
             if p in parents:
-                tasks.append((2 if t != 600.0 else 4, Task(
+                tasks.append(({300.0: 2, 1200.0: 3}.get(t, 4), Task(
                     f"md-{p}-{_fmt(t)}K", "md", p,
                     {"temperature_k": t, "seed": 0, "equil_steps": 100, "interval": 50,
                      "n_snapshots": 2 if t == max(TEMPERATURES) else 1, "timestep_fs": 2.0,
                      "min_image_distance": 8.0})))
     for k, (rho, q, seed) in enumerate(AMORPHOUS):
-        tasks.append((3 if k < 2 else 5, Task(
+        tasks.append(({0: 2.5, 1: 3.5}.get(k, 5), Task(
             f"amo-{_fmt(rho)}gcc-q{_fmt(q)}ps-s{seed}", "amorphous", None,
             {"density": rho, "quench_ps": q, "seed": seed, "n_sio2": N_SIO2_AMORPHOUS, "t_melt_k": 4000.0,
              "melt_ps": 0.2, "anneal_ps": 0.05, "timestep_fs": 1.5, "relax_cell": False})))
