@@ -323,12 +323,14 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
-                  checkpoint_seconds: float = 600.0, console=None) -> BuildReport:
+                  checkpoint_seconds: float = 600.0, console=None, budget: int | None = None) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
     (possibly killed) run stopped; anything else is refused. ``structures`` is a structure-set
     file (default: the embedded default set). ``workers=0`` runs serially in this process.
+    ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
+    (farthest-point sampling on SOAP; a structure's picked sites stay in one task).
     """
     from rich.console import Console
 
@@ -341,6 +343,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
         structures = default_set_path()
     if workers < 0 or checkpoint_every < 1:
         raise CorelossError("--workers must be >= 0 and --checkpoint-every >= 1")
+    if budget is not None and budget < 1:
+        raise CorelossError(f"--budget must be a positive number of O sites, got {budget}")
     eng = resolve_engine(engine, engine_params)
     records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
                                 eng.params.get("min_image_distance"))
@@ -354,14 +358,24 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
             console.print(f"{reason}; set aside as {renamed.name}, its structure is computed again",
                           soft_wrap=True, markup=False, highlight=False, style="yellow")
         _check_same_structures(table, records)
-        todo = _plan(table, records, retry_failed)
+        selection = None
+        if budget is not None:
+            from coreloss.selection import budget_plan
+            todo, selection = budget_plan(records, budget, table.rows, table.failures)
+            todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
+        else:
+            todo = _plan(table, records, retry_failed)
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
                 "created": created, "updated": now(),
                 "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
                 "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)"}
-        report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
+        if selection is not None:
+            prov["selection"] = {**selection.summary(), "budget": budget}
+            report = BuildReport(out, structures_skipped=len(records) - len(selection.tasks))
+        else:
+            report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
         _drive(todo, eng, grid, workers, scheduler, pdir, out, prov, report, checkpoint_every,
-               checkpoint_seconds, console)
+               checkpoint_seconds, console, ranked=selection is not None)
         table = consolidate(out, grid, {**prov, "updated": now()})
         report.total_sites, report.total_failures = len(table.rows), len(table.failures)
         _remove_run_dir(pdir)
@@ -373,7 +387,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     return report
 
 
-def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console):
+def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console,
+           ranked: bool = False):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
     if not todo:
@@ -398,7 +413,9 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
     with Progress(*columns, console=console, transient=False, speed_estimate_period=3600) as bar:
         task = bar.add_task(f"{engine.name} -> {out.name}", total=total,
                             structs=f"0/{len(todo)}", fails=0, eta="-")
-        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, costs), 1):
+        # ranked (budget): the selection order is the work order; else the most expensive first
+        prio = [float(len(todo) - i) for i in range(len(todo))] if ranked else costs
+        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, prio), 1):
             write_part(pdir, res)
             n_done = len(res["sites"]) + len(res["failures"])
             total += n_done - est[res["structure_id"]]

@@ -32,6 +32,9 @@ def build(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute failed sites."),
     checkpoint_every: int = typer.Option(
         50, "--checkpoint-every", help="Consolidate finished sites into the HDF5 file every N sites."),
+    budget: Optional[int] = typer.Option(
+        None, "--budget", help="Compute only N more O sites: the N that best cover the local "
+                               "environments (farthest-point sampling on SOAP), most informative first."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
@@ -47,7 +50,7 @@ def build(
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
-                           console=console)
+                           console=console, budget=budget)
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")
