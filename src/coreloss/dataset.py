@@ -5,7 +5,7 @@ results stream back with ``as_completed`` and only this (client) process writes 
 the crash-safe part files of :mod:`coreloss.dataset_store`. Re-running the same command resumes.
 
 >>> from coreloss.dataset import build_dataset, load_dataset
->>> build_dataset("quartz.h5", "structs.json", engine="xtb", workers=2)   # doctest: +SKIP
+>>> build_dataset("quartz.h5", "structs.json", workers=2)   # gpaw-lcao  # doctest: +SKIP
 >>> ds = load_dataset("quartz.h5"); ds.X.shape, ds.y.shape                 # doctest: +SKIP
 """
 
@@ -61,7 +61,7 @@ def parse_grid(text: str | None) -> EnergyGrid:
 
 
 def resolve_engine(spec: str, params: dict | None = None):
-    """An engine by registered name (``xtb``, ``gpaw``) or by import path ``module:Class``."""
+    """An engine by registered name (``gpaw-lcao``, ``xtb``, ``gpaw``) or import path ``module:Class``."""
     from coreloss.engines import Engine, get_engine
 
     if ":" not in spec:
@@ -265,11 +265,14 @@ def _executor(workers: int, scheduler: str | None):
 
 
 def _task_cost(record: dict, n_sites: int, engine) -> float:
-    """Relative cost of a task, for scheduling and the ETA: (sites + 1 ground state) SCFs, each
-    ~ computed atoms^1.7 (xtb measured 1.6-1.8 over 36-288-atom supercells)."""
+    """Relative cost of a task, for scheduling and the ETA: the engine's cost model
+    (:meth:`coreloss.engines.base.Engine.relative_cost`) on the atoms it computes."""
     from pymatgen.core import Structure
     s = Structure.from_dict(record["structure"])
-    return (n_sites + 1) * (computed_atoms(s, engine.params.get("min_image_distance")) / 100.0) ** 1.7
+    n_atoms = computed_atoms(s, engine.params.get("min_image_distance"))
+    if hasattr(engine, "relative_cost"):
+        return float(engine.relative_cost(n_atoms, n_sites))
+    return (n_sites + 1) * (n_atoms / 100.0) ** 1.7  # an engine not derived from Engine
 
 
 def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
@@ -316,16 +319,18 @@ def _remove_run_dir(pdir: Path) -> None:
         pass
 
 
-def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict | None = None,
+def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params: dict | None = None,
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
-                  checkpoint_seconds: float = 600.0, console=None) -> BuildReport:
+                  checkpoint_seconds: float = 600.0, console=None, budget: int | None = None) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
     (possibly killed) run stopped; anything else is refused. ``structures`` is a structure-set
     file (default: the embedded default set). ``workers=0`` runs serially in this process.
+    ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
+    (farthest-point sampling on SOAP; a structure's picked sites stay in one task).
     """
     from rich.console import Console
 
@@ -338,6 +343,8 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
         structures = default_set_path()
     if workers < 0 or checkpoint_every < 1:
         raise CorelossError("--workers must be >= 0 and --checkpoint-every >= 1")
+    if budget is not None and budget < 1:
+        raise CorelossError(f"--budget must be a positive number of O sites, got {budget}")
     eng = resolve_engine(engine, engine_params)
     records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
                                 eng.params.get("min_image_distance"))
@@ -345,16 +352,30 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
     pdir, lock, created = prepare_output(out, config)
     try:
-        table, _ = collect(out)
+        bad_parts: list = []
+        table, _ = collect(out, bad_parts)
+        for part, renamed, reason in bad_parts:
+            console.print(f"{reason}; set aside as {renamed.name}, its structure is computed again",
+                          soft_wrap=True, markup=False, highlight=False, style="yellow")
         _check_same_structures(table, records)
-        todo = _plan(table, records, retry_failed)
+        selection = None
+        if budget is not None:
+            from coreloss.selection import budget_plan
+            todo, selection = budget_plan(records, budget, table.rows, table.failures)
+            todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
+        else:
+            todo = _plan(table, records, retry_failed)
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
                 "created": created, "updated": now(),
                 "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
                 "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)"}
-        report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
+        if selection is not None:
+            prov["selection"] = {**selection.summary(), "budget": budget}
+            report = BuildReport(out, structures_skipped=len(records) - len(selection.tasks))
+        else:
+            report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
         _drive(todo, eng, grid, workers, scheduler, pdir, out, prov, report, checkpoint_every,
-               checkpoint_seconds, console)
+               checkpoint_seconds, console, ranked=selection is not None)
         table = consolidate(out, grid, {**prov, "updated": now()})
         report.total_sites, report.total_failures = len(table.rows), len(table.failures)
         _remove_run_dir(pdir)
@@ -366,7 +387,8 @@ def build_dataset(out, structures=None, engine: str = "xtb", engine_params: dict
     return report
 
 
-def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console):
+def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console,
+           ranked: bool = False):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
     if not todo:
@@ -391,7 +413,9 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
     with Progress(*columns, console=console, transient=False, speed_estimate_period=3600) as bar:
         task = bar.add_task(f"{engine.name} -> {out.name}", total=total,
                             structs=f"0/{len(todo)}", fails=0, eta="-")
-        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, costs), 1):
+        # ranked (budget): the selection order is the work order; else the most expensive first
+        prio = [float(len(todo) - i) for i in range(len(todo))] if ranked else costs
+        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, prio), 1):
             write_part(pdir, res)
             n_done = len(res["sites"]) + len(res["failures"])
             total += n_done - est[res["structure_id"]]
@@ -412,5 +436,5 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
                     rate = done / max(time.monotonic() - start, 1e-9)
                     console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} "
                                   f"structures, {len(report.new_failures)} failed, {60 * rate:.1f} "
-                                  f"sites/min, ETA {eta} (from the done share of the cost model "
-                                  "sites x atoms^1.7)", soft_wrap=True, highlight=False)
+                                  f"sites/min, ETA {eta} (from the done share of the engine's cost "
+                                  "model)", soft_wrap=True, highlight=False)

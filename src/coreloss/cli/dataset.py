@@ -13,7 +13,9 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Build and inspect spectrum
 @dataset_app.command("build")
 def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset file to write (HDF5, e.g. data.h5)."),
-    engine: str = typer.Option("xtb", "--engine", help="Engine name (xtb, gpaw) or module:Class."),
+    engine: str = typer.Option(
+        "gpaw-lcao", "--engine",
+        help="Engine: gpaw-lcao (default, DFT), xtb (fast, low fidelity), gpaw (plane waves) or module:Class."),
     structures: Optional[Path] = typer.Option(
         None, "--structures", "-s", help="Structure set (.json/.json.gz); default: the embedded set."),
     workers: int = typer.Option(1, "--workers", "-j", help="Local Dask worker processes (0: serial)."),
@@ -30,12 +32,17 @@ def build(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute failed sites."),
     checkpoint_every: int = typer.Option(
         50, "--checkpoint-every", help="Consolidate finished sites into the HDF5 file every N sites."),
+    budget: Optional[int] = typer.Option(
+        None, "--budget", help="Compute only N more O sites: the N that best cover the local "
+                               "environments (farthest-point sampling on SOAP), most informative first."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
 
     from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
 
+    from coreloss.fileio import check_output_file
+    check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     report = build_dataset(out, structures, engine=engine,
@@ -43,7 +50,7 @@ def build(
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
-                           console=console)
+                           console=console, budget=budget)
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")

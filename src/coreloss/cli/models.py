@@ -42,7 +42,7 @@ def train(
 
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
-    from coreloss.evaluate import evaluate_inverse, test_mask
+    from coreloss.evaluate import evaluate_inverse, split_groups, test_mask
     from coreloss.models.inverse import InverseModel
 
     console = Console(stderr=True)
@@ -52,9 +52,17 @@ def train(
         hidden_t = tuple(int(h) for h in hidden.split(","))
     except ValueError:
         raise CorelossError(f"bad --hidden {hidden!r}: expected comma-separated integers")
+    from coreloss.fileio import check_input_file, check_output_file
+    for opt, p in (("--out", out), ("--forward-out", forward_out)):
+        if p is not None:
+            check_output_file(p, opt)
+    if members < 1 or epochs < 1 or forward_epochs < 1 or not 0 < test_fraction < 1:
+        raise CorelossError("--members, --epochs, --forward-epochs must be >= 1 and --test-fraction "
+                            "in (0, 1)")
     _refuse_existing([out] + ([forward_out] if forward_out else []), force)
+    check_input_file(data, "DATA")
     ds = load_dataset(data)
-    te = np.zeros(len(ds), bool) if include_test else test_mask(ds.structure_ids, test_fraction, split_seed)
+    te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
     tr = ~te
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int(tr.sum())} sites of {len(np.unique(ds.structure_ids[tr]))} structures")
@@ -63,7 +71,7 @@ def train(
     prov = {"dataset": str(data), "dataset_provenance": ds.provenance, "split": split}
     model = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed,
                          grid=ds.grid, progress=True)
-    model.fit(ds.X[tr], ds.y[tr], groups=ds.structure_ids[tr], provenance=prov)
+    model.fit(ds.X[tr], ds.y[tr], groups=split_groups(ds)[tr], provenance=prov)
     if not include_test:
         res = evaluate_inverse(model, ds, test_fraction, split_seed)
         model.metadata["test_metrics"] = res["metrics"]["test"]
@@ -106,13 +114,20 @@ def evaluate(
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
-    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure
+    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure, split_groups
     from coreloss.models import default_inverse_model_path
     from coreloss.models.inverse import InverseModel
 
+    from coreloss.errors import CorelossError
+    from coreloss.fileio import check_input_file, check_output_dir
+
     console = Console(stderr=True)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out)
+    if folds < 2:
+        raise CorelossError(f"--folds must be >= 2, got {folds}")
     _refuse_existing([out / "metrics.json", out / "parity.png"], force)
+    check_input_file(data, "DATA")
+    out.mkdir(parents=True, exist_ok=True)
     model = InverseModel.load(model_path or default_inverse_model_path())
     ds = load_dataset(data)
     split = model.metadata.get("training_provenance", {}).get("split", {})
@@ -126,7 +141,7 @@ def evaluate(
     if cv:
         params = model.get_params()
         params["hidden"] = tuple(params["hidden"])
-        cvres = cross_validate(ds.X, ds.y, ds.structure_ids,
+        cvres = cross_validate(ds.X, ds.y, split_groups(ds),
                                lambda: InverseModel(grid=ds.grid, **params), n_splits=folds)
         metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
     a = res["arrays"]
@@ -194,12 +209,14 @@ def simulate(
     from coreloss.models import default_forward_model_path
     from coreloss.models.forward import ForwardModel
 
+    from coreloss.fileio import check_output_dir
     from coreloss.structures.io import read_structure
+    check_output_dir(out)
+    files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
+    _refuse_existing(files, force)
     _, s = read_structure(structure, sid)
     model = ForwardModel.load(model_path or default_forward_model_path())
-    files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
     out.mkdir(parents=True, exist_ok=True)
-    _refuse_existing(files, force)
     sites, spectra, total = model.predict_structure(s)
     e = model.grid.energies
     cols = ["energy_eV"] + [f"O{st.index}" for st in sites] + ["total"]

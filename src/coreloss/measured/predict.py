@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ from coreloss.errors import CorelossError
 from coreloss.measured import edges
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
+from coreloss.measured.stream import map_blocks
 from coreloss.spectra import EnergyGrid
 
 
@@ -165,13 +167,17 @@ _EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
 
 
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 8192, progress: bool = False,
-                     keep_inputs: bool | None = None, calibrate: str | None = None,
-                     onset_offset_ev: float | None = None, strict: bool = True) -> MeasuredPrediction:
+                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
+                     keep_inputs: bool | int | None = None, workers: int | None = None,
+                     calibrate: str | None = None, onset_offset_ev: float | None = None,
+                     strict: bool = True) -> MeasuredPrediction:
     """Pre-process every spectrum of ``measured`` and run ``model`` (bounded means, combined OOD).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
-    ``keep_inputs``: keep the aligned inputs and cropped spectra (default: when <= 1000 spectra).
+    ``keep_inputs``: keep the aligned inputs and cropped spectra: True (all), False (none), an
+    integer k (the first k spectra), default all when <= 1000 spectra, else none.
+    Spectra run in blocks of ``batch`` on ``workers`` threads (default: up to 2 cores); lazy (dask)
+    ``measured.data`` is read block by block, so memory stays bounded for any image size.
     ``calibrate``: ``"auto"`` (edge by shape) or ``"zlp"`` (low-loss ZLP at 0 eV) sets the shift.
     ``onset_offset_ev``: for a model trained with the absolute onset, the declared calibration
     ``measured onset - engine onset`` (eV); such a model refuses spectra without it.
@@ -191,8 +197,10 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
                             "with onset_offset_ev (measured onset - engine onset, eV), or use an "
                             "onset-aligned model")
     calib = calibrate_shift(measured, config, calibrate, lowloss)
-    keep = n <= 1000 if keep_inputs is None else keep_inputs
-    flat = measured.data.reshape(n, measured.energy.size)
+    if keep_inputs is None:
+        keep_inputs = n <= 1000
+    n_keep = n if keep_inputs is True else (0 if keep_inputs is False else min(int(keep_inputs), n))
+    keep = n_keep > 0
     ll = _lowloss_rows(lowloss, measured)
     k = len(model.label_names)
     mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
@@ -200,46 +208,42 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     reasons = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
     clipped = np.zeros((n, k), bool)
-    X = np.full((n, grid.n), np.nan) if keep else None
+    X = np.full((n_keep, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
-    bar = task = None
-    if progress and n > batch:
-        from rich.progress import Progress
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"mapping {n} spectra", total=n)
-    try:
-        for a in range(0, n, batch):
-            b = min(a + batch, n)
-            low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-            try:
-                p = preprocess_block(measured.energy, np.asarray(flat[a:b], float), grid, config, low,
-                                     keep_cropped=keep)
-            except CorelossError as exc:
-                if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
-                    raise
-                raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
-            record, crop_energy = p.record, p.energy
-            onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
-            ok = p.valid
-            if ok.any():
-                on = p.onset[ok] - onset_offset_ev if absolute else None
-                full = model.predict_full(p.X[ok], onset=on)
-                m, s, sc, fl = full["mean"], full["std"], full["ood_score"], full["ood"]
-                fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
-                if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
-                    fl = fl | model.extrapolated(m)
-                idx = np.arange(a, b)[ok]
-                mean[idx], std[idx], score[idx], flag[idx] = m, s, sc, fl
-                clipped[idx] = full["clipped"]
-            if keep:
-                X[a:b] = p.X
-                cropped.append(p.cropped)
-            if bar is not None:
-                bar.advance(task, b - a)
-    finally:
-        if bar is not None:
-            bar.stop()
+    timing = {"read_s": 0.0, "preprocess_s": 0.0, "network_s": 0.0}  # summed over blocks/threads
+
+    def one_block(a, b, block):
+        t0 = time.perf_counter()
+        low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
+        try:
+            p = preprocess_block(measured.energy, block, grid, config, low, keep_cropped=a < n_keep)
+        except CorelossError as exc:
+            if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
+                raise
+            raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
+        t1 = time.perf_counter()
+        ok, out = p.valid, None
+        if ok.any():
+            full = model.predict_full(p.X[ok], onset=p.onset[ok] - onset_offset_ev if absolute else None)
+            m, fl = full["mean"], full["ood"]
+            fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
+            if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
+                fl = fl | model.extrapolated(m)
+            out = (m, full["std"], full["ood_score"], fl, full["clipped"])
+        return p, out, t1 - t0, time.perf_counter() - t1
+
+    for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
+                                                   f"mapping {n} spectra" if progress else None, timing):
+        record, crop_energy = p.record, p.energy
+        onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
+        timing["preprocess_s"] += t_pre
+        timing["network_s"] += t_net
+        if out is not None:
+            idx = np.arange(a, b)[p.valid]
+            mean[idx], std[idx], score[idx], flag[idx], clipped[idx] = out
+        if a < n_keep:
+            X[a:min(b, n_keep)] = p.X[:n_keep - a]
+            cropped.append(p.cropped[:n_keep - a])
     if strict and not (reasons == "").any():
         vals, counts = np.unique(reasons.astype(str), return_counts=True)
         main = vals[np.argmax(counts)]
@@ -262,7 +266,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "absolute_onset": {"used": absolute, "onset_offset_eV": onset_offset_ev},
             "n_clipped": int(clipped.any(axis=1).sum()),
             "n_spectra": n, "n_failed": int((reasons != "").sum()),
-            "units": dict(zip(model.label_names, model.label_units))}
+            "units": dict(zip(model.label_names, model.label_units)),
+            "timing": {k2: round(v, 3) for k2, v in timing.items()}}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
                               np.concatenate(cropped) if keep and cropped else None, clipped)
@@ -360,8 +365,9 @@ def plot_spectrum(res: MeasuredPrediction, model, path, index: int = 0) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    if res.X is None:
-        raise CorelossError("inputs were not kept; call predict_measured(..., keep_inputs=True)")
+    if res.X is None or index >= len(res.X):
+        raise CorelossError(f"input {index} was not kept; call predict_measured(..., keep_inputs="
+                            f"{index + 1})")
     e = res.grid.energies
     fig, ax = plt.subplots(figsize=(7, 4.2))
     env = training_envelope(model)

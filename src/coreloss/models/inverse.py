@@ -28,6 +28,7 @@ import torch
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
@@ -37,6 +38,7 @@ from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
+_KEYS = ("params", "grid", "arrays", "x_scale", "ensemble", "weights", "metadata")  # read by load()
 #: degradations applied while training by default, each to a spectrum with probability
 #: ``augment_prob`` = 0.25 (chosen with benchmarks/bench_augment.py; see BENCHMARKS.md)
 DEFAULT_AUGMENT = ("noise", "misalign", "resolution", "lifetime", "stretch", "background", "plural")
@@ -380,6 +382,7 @@ class InverseModel:
             raise CorelossError(f"{path} is not a coreloss inverse model ({exc.__class__.__name__})") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss inverse model (format {FORMAT!r} expected)")
+        require_keys(blob, _KEYS, f"{path}: coreloss inverse model")
         params = json.loads(blob["params"])
         params["hidden"] = tuple(params["hidden"])
         model_grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
