@@ -6,7 +6,7 @@ search window (default ``edge_ev`` -45..+45 eV) :func:`find_edge` fits that line
 ``[E0 - pre_ev, E0 - gap_ev]`` and measures the mean excess of ``log I`` over its extrapolation in
 ``[E0 + gap_ev, E0 + post_ev]``, in units of the fit's residual scatter. The candidate with the
 largest jump (the edge) must exceed ``min_sigma``; its onset is then located with the training
-rule (:func:`coreloss.measured.preprocess.onsets`) on the background-subtracted step. This works on
+rule (:func:`coreloss.spectra.onset_energy`) on the background-subtracted step. This works on
 a weak edge on a steep background (the log-log line follows the background) and on an energy axis
 miscalibrated by tens of eV, and it never needs the nominal edge to sit inside the data's
 background window.
@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from coreloss.errors import CorelossError
+from coreloss.spectra import onset_energy
 
 #: nominal O K onset (eV) that :func:`calibration_shift` aligns the found onset to. Oxide O K
 #: onsets lie at ~528-535 eV; 532 eV is the pre-processing's default ``edge_ev``.
@@ -89,11 +90,10 @@ def find_edge(energy, data, edge_ev: float = O_K_ONSET_EV, search_ev: tuple[floa
     sig, e0, jump, fit = best
     if fit is None or not (sig >= min_sigma and np.expm1(jump) >= min_relative_jump):
         return EdgeEstimate(False, e0, float("nan"), float(max(sig, 0.0)), float(np.expm1(jump)), window)
-    from coreloss.measured.preprocess import onsets  # the training onset rule, vectorised
     sel = (e >= e0 - 10.0) & (e <= e0 + post_ev + 8.0)
     step_sig = y[sel] - np.exp(fit[1] + fit[0] * le[sel])
     step_sig = np.where(e[sel] < e0 - gap_ev, 0.0, step_sig)  # the fitted pre-edge is background
-    onset = float(onsets(e[sel], step_sig[None, :], sustain_ev=0.5)[0])
+    onset = float(onset_energy(e[sel], step_sig[None, :])[0])  # the training onset rule
     return EdgeEstimate(True, e0, onset, float(sig), float(np.expm1(jump)), window)
 
 

@@ -20,7 +20,7 @@ per spectrum from the range in :data:`DEFAULT_RANGES`:
 ================  ==========================================================================
 
 After the degradations the spectra are re-aligned with the pre-processing's onset rule
-(:func:`coreloss.measured.preprocess.onsets`) and area-normalised, exactly as a measured spectrum
+(:func:`coreloss.spectra.onset_energy`) and area-normalised, exactly as a measured spectrum
 is, so the model sees what the measured pipeline produces. :class:`Augmenter` is what
 :class:`~coreloss.models.inverse.InverseModel` calls on every training batch.
 """
@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
-from coreloss.spectra import FWHM_TO_SIGMA, EnergyGrid, add_noise, normalise_area, shift
+from coreloss.spectra import (FWHM_TO_SIGMA, EnergyGrid, add_noise, align_to_grid, normalise_area,
+                              onset_energy, shift)
 
 DEGRADATIONS = ("resolution", "lifetime", "stretch", "misalign", "background", "plural", "noise")
 DEFAULT_RANGES = {"resolution": (0.3, 2.0), "lifetime": (0.0, 2.0), "stretch": (-0.03, 0.03),
@@ -108,11 +109,10 @@ def plural(X, grid: EnergyGrid, t, rng: np.random.Generator) -> np.ndarray:
 
 def realign(X, grid: EnergyGrid) -> np.ndarray:
     """Find the onset of each row with the measured pipeline's rule, re-align it to 0 and normalise."""
-    from coreloss.measured.preprocess import align_rows, onsets
     e = grid.energies
-    on = onsets(e, np.clip(X, 0, None), sustain_ev=0.5)
+    on = onset_energy(e, np.clip(X, 0, None))
     on = np.where(np.isfinite(on), on, 0.0)
-    return align_rows(e, X, on, grid)
+    return align_to_grid(e, X, on, grid)
 
 
 class Augmenter:
