@@ -3,7 +3,7 @@
 Sources: the model's held-out test structures (coreloss.evaluate.test_mask 0.15, seed 0) clean, with
 Poisson noise (SNR 20) and degraded by each coreloss.models.augment degradation; random spectra;
 DFT spectra from another engine (gpaw sites in benchmarks/results/gpaw_sites.json, onset-aligned
-with the training rule); every measured file in ../shared/data/experimental through the measured
+with the training rule; and datasets/sio2_pw_reference.h5, the plane-wave GPAW references, when built); every measured file in ../shared/data/experimental through the measured
 pipeline (with its low-loss file: Fourier-ratio deconvolution and resolution). For each source:
 share flagged by the combined score and by each component, and the number of spectra whose raw
 prediction left the physical limits (clipped by coreloss.models.bounds; then flagged).
@@ -33,6 +33,7 @@ from coreloss.spectra import add_noise, align_to_grid, normalise_area, onset_ene
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT.parent / "shared" / "data" / "experimental"
+DFT_DATASETS = [ROOT / "datasets" / "sio2_pw_reference.h5"]  # used when present
 MEASURED = [("exspy_coreloss_spectrum.msa", "exspy_lowloss_spectrum.msa", "Mn oxide"),
             ("LSMO_linescan.hspy", "LSMO_linescan_low_loss.hspy", "La0.7Sr0.3MnO3"),
             ("LSMO_STO_linescan.hspy", "LSMO_STO_linescan_low_loss.hspy", "LSMO on SrTiO3")]
@@ -77,6 +78,14 @@ def model_rows(model, X, y, te, grid, fwhm) -> dict:
     for k in DEGRADATIONS + ("all",):
         run(f"held-out degraded: {k}", degrade(X[te], grid, k, seed=123, training_fwhm=fwhm, snr=30.0))
     run("random spectra", normalise_area(np.random.default_rng(0).random((200, grid.n)), grid.step))
+    for path in DFT_DATASETS:  # plane-wave GPAW reference spectra (issue 9), where built
+        if Path(path).exists():
+            d = load_dataset(path)
+            full = run(f"DFT dataset {Path(path).name}", d.X)
+            rows[f"DFT dataset {Path(path).name}"]["per_site"] = {
+                f"{sid} O{i}": {"bond_angle": round(float(m[1]), 1), "true_bond_angle": round(float(t[1]), 1),
+                                "ood": bool(f)}
+                for sid, i, m, t, f in zip(d.structure_ids, d.site_index, full["mean"], d.y, full["ood"])}
     names, G = gpaw_spectra(grid)
     full = run("DFT (gpaw sites, another engine)", G)
     rows["DFT (gpaw sites, another engine)"]["per_site"] = {
