@@ -156,3 +156,16 @@ def test_predict_signal_real_linescan_lazy(model):
     assert out.mean.axes_manager.navigation_shape == (40,)
     assert out.mean.axes_manager.navigation_axes[0].units == "µm"
     assert out.result.valid.all()
+
+
+def test_predict_signal_non_uniform_navigation_axis(model):
+    import hyperspy.api as hs
+    from coreloss.signals import predict_signal
+    e = np.arange(480.0, 600.0, 0.5)
+    data = synthetic_edge(e, onset=531.0, n=3, noise=0.3)
+    x = np.array([0.0, 1.0, 3.5])
+    s = hs.signals.Signal1D(data, axes=[{"name": "x", "axis": x, "units": "nm", "navigate": True},
+                                        {"name": "E", "size": e.size, "offset": 480.0, "scale": 0.5,
+                                         "units": "eV", "navigate": False}])
+    out = predict_signal(s, model)
+    np.testing.assert_allclose(out.mean.axes_manager.navigation_axes[0].axis, x)

@@ -78,11 +78,13 @@ def _as_measured(energy, rows, source, meta) -> MeasuredSpectra:
 
 def _out_signal(data, names, sig, title: str, provenance: dict, units):
     hs = _hs()
-    nav = [{"name": a.name, "size": a.size, "scale": a.scale, "offset": a.offset, "units": a.units,
-            "navigate": True} for a in nav_axes_of(sig)]
+    nav_axes = nav_axes_of(sig)
+    nav = [{"name": a.name, "units": a.units, "navigate": True,
+            **({"axis": np.asarray(a.values, float)} if a.values is not None
+               else {"size": a.size, "scale": a.scale, "offset": a.offset})} for a in nav_axes]
     axes = nav + [{"name": "property", "size": len(names), "navigate": False}]
     out = hs.signals.Signal1D(np.asarray(data, np.float32).reshape(
-        tuple(a["size"] for a in nav) + (len(names),)), axes=axes)
+        tuple(a.size for a in nav_axes) + (len(names),)), axes=axes)
     for key in _KEEP_METADATA:
         if sig.metadata.has_item(key):
             out.metadata.set_item(key, copy.deepcopy(sig.metadata.get_item(key)))
