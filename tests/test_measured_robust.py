@@ -169,3 +169,15 @@ def test_predict_signal_non_uniform_navigation_axis(model):
                                          "units": "eV", "navigate": False}])
     out = predict_signal(s, model)
     np.testing.assert_allclose(out.mean.axes_manager.navigation_axes[0].axis, x)
+
+
+def test_calibrate_zlp_uses_the_lowloss_peak(model):
+    e = np.arange(480.0, 600.0, 0.25)
+    m = MeasuredSpectra(e, synthetic_edge(e, onset=529.0, n=2, noise=0.3), [NavAxis("x", 2)], source="cl")
+    ell = np.arange(-20.0, 60.0, 0.25)
+    ll = MeasuredSpectra(ell, np.exp(-0.5 * ((ell - 3.0) / 0.4) ** 2) + 1e-3, source="ll")
+    res = predict_measured(m, model, lowloss=ll, calibrate="zlp")
+    assert res.provenance["calibration"]["shift_eV"] == pytest.approx(-3.0, abs=0.05)
+    assert res.onset[0] == pytest.approx(529.0 - 3.0, abs=1.0)
+    with pytest.raises(CorelossError, match="needs the matching low-loss"):
+        predict_measured(m, model, calibrate="zlp")

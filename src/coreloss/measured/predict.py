@@ -197,6 +197,9 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
                             "with onset_offset_ev (measured onset - engine onset, eV), or use an "
                             "onset-aligned model")
     calib = calibrate_shift(measured, config, calibrate, lowloss)
+    if calibrate == "zlp":  # the low-loss shares the calibration: its ZLP now sits at 0 eV
+        lowloss = MeasuredSpectra(lowloss.energy + config.shift_ev, lowloss.data, list(lowloss.nav_axes),
+                                  dict(lowloss.metadata), lowloss.source)
     if keep_inputs is None:
         keep_inputs = n <= 1000
     n_keep = n if keep_inputs is True else (0 if keep_inputs is False else min(int(keep_inputs), n))
