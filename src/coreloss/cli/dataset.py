@@ -83,10 +83,10 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
         eta = "unknown until a structure finishes" if prog["eta_hours"] is None else \
             f"{prog['eta_hours']:.1f} h on {prog['workers']} worker(s)"
         console.print(f"build in progress or interrupted (plan of {prog['plan_written']}, "
-                      f"{prog['engine']}): {prog['done_structures']}/{prog['planned_structures']} "
-                      f"planned structures done, {prog['sites_in_file_and_parts']} sites and "
+                      f"{prog['engine']}): {prog['done_tasks']}/{prog['planned_tasks']} "
+                      f"planned tasks done, {prog['sites_in_file_and_parts']} sites and "
                       f"{prog['failures']} failures on disk ({prog['unmerged_parts']} part files not "
-                      f"yet merged); left: {prog['left_structures']} structures, ~"
+                      f"yet merged); left: {prog['left_tasks']} tasks, ~"
                       f"{prog['left_sites_estimated']} sites; ETA {eta}. Rerun the build command to "
                       "resume.", soft_wrap=True, highlight=False)
         if not path.exists():
