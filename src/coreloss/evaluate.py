@@ -3,6 +3,9 @@
 * :func:`test_mask` - the fixed held-out test set: a structure is in it when a seeded SHA-256 hash
   of its id falls below ``fraction``, so membership never changes as the dataset grows.
 * :func:`group_kfold` - k-fold cross-validation by structure (scikit-learn ``GroupKFold``).
+* :func:`split_groups` - the id every split keeps on one side: a structure's ``meta["group"]`` (thermal
+  snapshots, relaxations and high-pressure cells of one parent share it), else the structure id.
+  Pass it to :func:`test_mask` / :func:`group_kfold` / ``fit(groups=...)`` instead of structure ids.
 * :func:`regression_metrics` - MAE, RMSE, R2 per label (NaN targets skipped).
 """
 
@@ -18,6 +21,15 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 
 
 # ----------------------------------------------------------------------------- splits
+def split_groups(ds) -> np.ndarray:
+    """Group id per row of a :class:`coreloss.dataset.Dataset`: the structure record's
+    ``meta["group"]``, or the structure id where the record has none."""
+    meta = getattr(ds, "structure_meta", None) or {}
+    ids = np.asarray(ds.structure_ids).astype(str)
+    lookup = {sid: str((meta.get(sid) or {}).get("meta", {}).get("group") or sid) for sid in np.unique(ids)}
+    return np.array([lookup[s] for s in ids], dtype=str)
+
+
 def structure_hash(structure_id: str, seed: int = 0) -> float:
     """Deterministic number in [0, 1) from ``seed`` and ``structure_id``."""
     h = hashlib.sha256(f"{seed}:{structure_id}".encode()).digest()
@@ -185,11 +197,11 @@ def evaluate_inverse(model, ds, test_fraction: float = 0.15, seed: int = 0) -> d
     Returns ``{"metrics": {...}, "arrays": {...}}``; arrays hold the true/predicted labels of both
     parts for :func:`parity_figure`.
     """
-    te = test_mask(ds.structure_ids, test_fraction, seed)
+    te = test_mask(split_groups(ds), test_fraction, seed)
     mean_te, std_te = model.predict(ds.X[te])
     mean_tr, _ = model.predict(ds.X[~te])
     metrics = {
-        "split": {"test_fraction": test_fraction, "seed": seed, "method": "sha256(seed:structure_id) < fraction",
+        "split": {"test_fraction": test_fraction, "seed": seed, "method": "sha256(seed:group id) < fraction",
                   "n_train_sites": int((~te).sum()), "n_test_sites": int(te.sum()),
                   "n_test_structures": int(len(np.unique(ds.structure_ids[te]))),
                   "test_structures": sorted(np.unique(ds.structure_ids[te]).tolist())},

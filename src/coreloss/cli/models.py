@@ -42,7 +42,7 @@ def train(
 
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
-    from coreloss.evaluate import evaluate_inverse, test_mask
+    from coreloss.evaluate import evaluate_inverse, split_groups, test_mask
     from coreloss.models.inverse import InverseModel
 
     console = Console(stderr=True)
@@ -62,7 +62,7 @@ def train(
     _refuse_existing([out] + ([forward_out] if forward_out else []), force)
     check_input_file(data, "DATA")
     ds = load_dataset(data)
-    te = np.zeros(len(ds), bool) if include_test else test_mask(ds.structure_ids, test_fraction, split_seed)
+    te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
     tr = ~te
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int(tr.sum())} sites of {len(np.unique(ds.structure_ids[tr]))} structures")
@@ -71,7 +71,7 @@ def train(
     prov = {"dataset": str(data), "dataset_provenance": ds.provenance, "split": split}
     model = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed,
                          grid=ds.grid, progress=True)
-    model.fit(ds.X[tr], ds.y[tr], groups=ds.structure_ids[tr], provenance=prov)
+    model.fit(ds.X[tr], ds.y[tr], groups=split_groups(ds)[tr], provenance=prov)
     if not include_test:
         res = evaluate_inverse(model, ds, test_fraction, split_seed)
         model.metadata["test_metrics"] = res["metrics"]["test"]
@@ -114,7 +114,7 @@ def evaluate(
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
-    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure
+    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure, split_groups
     from coreloss.models import default_inverse_model_path
     from coreloss.models.inverse import InverseModel
 
@@ -141,7 +141,7 @@ def evaluate(
     if cv:
         params = model.get_params()
         params["hidden"] = tuple(params["hidden"])
-        cvres = cross_validate(ds.X, ds.y, ds.structure_ids,
+        cvres = cross_validate(ds.X, ds.y, split_groups(ds),
                                lambda: InverseModel(grid=ds.grid, **params), n_splits=folds)
         metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
     a = res["arrays"]
