@@ -167,7 +167,7 @@ _EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
 
 
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 2048, progress: bool = False,
+                     lowloss: MeasuredSpectra | None = None, batch: int = 1024, progress: bool = False,
                      keep_inputs: bool | int | None = None, workers: int | None = None,
                      calibrate: str | None = None, onset_offset_ev: float | None = None,
                      strict: bool = True) -> MeasuredPrediction:
