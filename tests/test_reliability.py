@@ -127,6 +127,8 @@ def test_out_is_a_file_checked_before_work(command, where, tmp_path, monkeypatch
     ["evaluate", "{f}", "--out", "{f}/eval"],
     ["simulate", "{cif}", "--out", "{f}/sim"],
     ["sites", "summary", "{set}", "--png", "{f}/labels.png"],
+    ["dataset", "subset", "{ds}", "{f}/sub.h5"],
+    ["dataset", "info", "{ds}", "--csv", "{f}/labels.csv"],
 ])
 def test_out_under_a_file_other_commands(args, tmp_path, monkeypatch, capsys):
     f = tmp_path / "file.txt"
