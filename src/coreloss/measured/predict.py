@@ -235,6 +235,8 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             out = (m, full["std"], full["ood_score"], fl, full["clipped"])
         return p, out, t1 - t0, time.perf_counter() - t1
 
+    if lowloss is not None and config.deconvolve:
+        workers = 1  # exspy's deconvolution toggles HyperSpy's global preferences: one thread
     for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
                                                    f"mapping {n} spectra" if progress else None, timing):
         record, crop_energy = p.record, p.energy
