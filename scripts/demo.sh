@@ -28,15 +28,15 @@ $CL dataset info "$OUT/subset_xtb.h5"
 
 stage "4. train the inverse (5-member MLP ensemble) and forward (SOAP -> spectrum) models on the subset"
 $CL train "$OUT/subset_xtb.h5" --out "$OUT/inverse_model.pt" --forward-out "$OUT/forward_model.pt" \
-    --members 5 --epochs 80 --force
+    --members 5 --epochs 80 --overwrite
 
 stage "5. evaluate: metrics per label + 2x3 parity figure"
-$CL evaluate "$OUT/subset_xtb.h5" --model "$OUT/inverse_model.pt" --out "$OUT/evaluation" --force
+$CL evaluate "$OUT/subset_xtb.h5" --model "$OUT/inverse_model.pt" --out "$OUT/evaluation" --overwrite
 
 stage "6. forward model (shipped, trained on the larger xtb dataset): spectra of every O site of alpha-quartz"
 QID=amcsd-Quartz-alpha
 grep -q "\"id\": \"$QID\"" "$OUT/structures.json" || QID=aflow-A2B_hP9_152_c_a
-$CL simulate "$OUT/structures.json" --id "$QID" --out "$OUT/simulate" --force
+$CL simulate "$OUT/structures.json" --id "$QID" --out "$OUT/simulate" --overwrite
 
 if [ -d "$SHARED/experimental" ]; then
   stage "7. measured spectra (not SiO2: expected to be flagged out of distribution)"
