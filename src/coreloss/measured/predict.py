@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,20 +52,16 @@ def load_model(path=None):
     return InverseModel.load(path)
 
 
-def _find_key(obj, key):
-    if isinstance(obj, dict):
-        if key in obj and isinstance(obj[key], (int, float)):
-            return float(obj[key])
-        for v in obj.values():
-            found = _find_key(v, key)
-            if found is not None:
-                return found
-    return None
-
-
 def training_fwhm(model) -> float | None:
-    """Gaussian broadening (FWHM, eV) of the model's training spectra, from its metadata if recorded."""
-    return _find_key(getattr(model, "metadata", {}) or {}, "gaussian_fwhm")
+    """Gaussian broadening (FWHM, eV) of the model's training spectra (its spectral conventions,
+    :class:`coreloss.conventions.SpectralConventions`), None if not recorded."""
+    from coreloss.conventions import SpectralConventions
+    return SpectralConventions.of_model(model).gaussian_fwhm
+
+
+def _conventions(model) -> dict:
+    from coreloss.conventions import SpectralConventions
+    return SpectralConventions.of_model(model).to_dict()
 
 
 def training_envelope(model) -> dict:
@@ -184,7 +180,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
     in every spectrum (``strict``; with ``strict=False`` such spectra are only marked failed).
     """
-    config = config or PreprocessConfig()
+    config = replace(config) if config is not None else PreprocessConfig()  # the caller's stays as given
     if config.training_fwhm_ev is None:
         config.training_fwhm_ev = training_fwhm(model)
     grid = model.grid
@@ -260,6 +256,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "preprocessing": record, "grid": grid.to_dict(),
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
+            "model_conventions": _conventions(model),
             "ood_threshold": threshold,
             "ood_rule": "OOD score > ood_threshold (combined: max over the model's flag scores, PCA and "
                         "latent kNN distance, of score / its threshold), or a predicted label outside the "

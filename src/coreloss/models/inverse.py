@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from coreloss import __version__
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
@@ -156,8 +158,9 @@ class InverseModel(BaseEstimator):
         """Train on spectra ``X`` (n, grid.n) and labels ``y`` (n, 6; NaN = missing).
 
         ``groups`` (e.g. structure ids) makes the validation split structure-wise;
-        ``provenance`` (the dataset's) is stored in :attr:`metadata` (its ``gaussian_fwhm`` is the
-        training resolution when ``training_fwhm`` is None); ``onset`` (n,) absolute onsets (eV)
+        ``provenance`` (the dataset's) is stored in :attr:`metadata`; its spectral conventions
+        (:class:`~coreloss.conventions.SpectralConventions`, Gaussian FWHM = the training resolution
+        unless ``training_fwhm`` is given) are carried as ``conventions_`` / ``metadata["conventions"]``; ``onset`` (n,) absolute onsets (eV)
         are required when ``absolute_onset``; ``progress()`` is called once per member epoch.
         """
         t0 = time.perf_counter()
@@ -167,10 +170,9 @@ class InverseModel(BaseEstimator):
             raise CorelossError(f"labels must have shape ({len(X)}, {len(self.label_names)}), got {y.shape}")
         if len(X) < 4:
             raise CorelossError(f"need at least 4 spectra to train, got {len(X)}")
-        self.training_fwhm_ = self.training_fwhm
-        if self.training_fwhm_ is None:
-            from coreloss.measured.predict import _find_key
-            self.training_fwhm_ = _find_key(provenance or {}, "gaussian_fwhm")
+        conv = SpectralConventions.from_provenance(provenance)
+        self.training_fwhm_ = self.training_fwhm if self.training_fwhm is not None else conv.gaussian_fwhm
+        self.conventions_ = replace(conv, grid=self.grid, gaussian_fwhm=self.training_fwhm_)
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = float(np.std(X - self.x_mean_)) or 1.0
         self.onset_mean_, self.onset_std_ = 0.0, 1.0
@@ -217,6 +219,7 @@ class InverseModel(BaseEstimator):
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "params": self.param_record(), "grid": self.grid.to_dict(),
+            "conventions": self.conventions_.to_dict(),
             "label_names": self.label_names, "label_units": self.label_units,
             "n_train": int(len(tr)), "n_val": int(len(va)),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
@@ -388,6 +391,8 @@ class InverseModel(BaseEstimator):
                                 f"{grid.to_dict()}; resample the spectra to the model's grid")
         obj = cls(grid=model_grid, **params)
         obj.training_fwhm_ = obj.training_fwhm
+        obj.metadata = json.loads(blob["metadata"])
+        obj.conventions_ = SpectralConventions.of_model(obj)
         a = {k: v.numpy() for k, v in blob["arrays"].items()}
         obj.x_mean_, obj.y_mean_, obj.y_std_ = a["x_mean"], a["y_mean"], a["y_std"]
         obj.x_scale_, obj.calibration_ = float(blob["x_scale"]), a["calibration"]
