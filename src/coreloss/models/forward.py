@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, clone
 from torch import nn
 
 from coreloss import __version__
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
@@ -127,11 +128,14 @@ class ForwardModel(BaseEstimator):
                              batch_size=self.batch_size, weight_decay=self.weight_decay, seed=self.seed,
                              loss=loss, seed_torch=False, progress=progress)
         losses = hist["train"]
+        conv = SpectralConventions.from_provenance(provenance)
+        self.conventions_ = SpectralConventions(**{**conv.__dict__, "grid": self.grid})
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "descriptor": {"kind": "SOAP (dscribe)", **self.soap_.to_dict(), "centre": "O site"},
-            "params": self.param_record(), "grid": self.grid.to_dict(), "n_train": int(len(X)),
+            "params": self.param_record(), "grid": self.grid.to_dict(),
+            "conventions": self.conventions_.to_dict(), "n_train": int(len(X)),
             "n_structures": int(n_structures), "final_train_loss": losses[-1],
             "train_seconds": round(time.perf_counter() - t0, 2), "training_provenance": provenance or {},
             "output": "onset-aligned, area-normalised spectrum (1/eV) on grid (E - onset, eV)",
@@ -203,6 +207,7 @@ class ForwardModel(BaseEstimator):
         obj.net_.load_state_dict(blob["weights"])
         obj.net_.eval()
         obj.metadata = json.loads(blob["metadata"])
+        obj.conventions_ = SpectralConventions.of_model(obj)
         return obj
 
 
