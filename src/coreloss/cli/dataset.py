@@ -40,8 +40,8 @@ def build(
     from rich.console import Console
 
     from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
-
     from coreloss.fileio import check_output_file
+
     check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None

@@ -82,10 +82,10 @@ def _prepare(file: Path, model: Optional[Path], lowloss: Optional[Path], config,
     return mdl, measured, ll
 
 
-def _predict(file: Path, mdl, measured, ll, config, keep_inputs=None, calibrate=None):
+def _predict(file: Path, mdl, measured, ll, config, keep_inputs=None, calibrate=None, workers=None):
     from coreloss.measured import predict_measured
     res = predict_measured(measured, mdl, config, lowloss=ll, progress=True, keep_inputs=keep_inputs,
-                           calibrate=calibrate)
+                           calibrate=calibrate, workers=workers)
     if not res.valid.any():
         reasons, counts = np.unique(res.reasons.astype(str), return_counts=True)
         raise CorelossError(f"{file}: no spectrum could be processed ({reasons[np.argmax(counts)]})")
@@ -110,6 +110,8 @@ _BGW = typer.Option(None, "--bg-window", help="Background fit window LO:HI (eV);
 _NOBG = typer.Option(False, "--no-background", help="Skip background subtraction (XAS, pre-subtracted).")
 _EDGE = typer.Option(532.0, "--edge", help="Nominal O K edge energy (eV).")
 _OVER = typer.Option(False, "--overwrite", help="Replace existing result files in --out.")
+_WORKERS = typer.Option(None, "--workers", help="Threads for pre-processing and the network "
+                        "(default: the usable cores, at most 2).")
 
 
 def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4 .hspy .emd .csv .txt"),
@@ -158,7 +160,8 @@ def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hs
          model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: str = _SHIFT,
          smooth: bool = _SMOOTH, resolution: Optional[float] = _RES, bg_window: Optional[str] = _BGW,
          no_background: bool = _NOBG, edge: float = _EDGE,
-         out: Path = typer.Option(..., "--out", "-o", help="Output directory."), overwrite: bool = _OVER):
+         out: Path = typer.Option(..., "--out", "-o", help="Output directory."), overwrite: bool = _OVER,
+         workers: Optional[int] = _WORKERS):
     """Property maps (or profiles) with uncertainty and OOD mask, as PNG and .hspy, for an image/line scan."""
     import time
 
@@ -168,6 +171,8 @@ def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hs
     from coreloss.measured.maps import map_paths, save_maps
     from coreloss.measured.predict import check_writable
     config, calibrate = _config(shift, smooth, resolution, bg_window, no_background, edge)
+    if workers is not None and workers < 1:
+        raise CorelossError(f"--workers must be >= 1, got {workers}")
     check_output_dir(out)
     t0 = time.perf_counter()
     mdl, measured, ll = _prepare(file, model, lowloss, config, calibrate)
@@ -176,7 +181,7 @@ def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hs
                             f"shape {measured.nav_shape or '()'}; use `coreloss predict` for single spectra")
     paths = map_paths(out, file.stem, mdl.label_names)
     check_writable(paths, overwrite)  # before any work: never after the computation
-    res = _predict(file, mdl, measured, ll, config, keep_inputs=False, calibrate=calibrate)
+    res = _predict(file, mdl, measured, ll, config, keep_inputs=False, calibrate=calibrate, workers=workers)
     t1 = time.perf_counter()
     fresh = [p for p in paths if not p.exists()]
     try:

@@ -97,7 +97,7 @@ class MeasuredPrediction:
     onset: np.ndarray  # (n,) eV
     snr: np.ndarray  # (n,)
     reasons: np.ndarray  # (n,) "" or why the pixel failed
-    X: np.ndarray | None  # (n, grid.n) model inputs (kept for single spectra / line scans)
+    X: np.ndarray | None  # (k, grid.n) model inputs of the first k spectra (keep_inputs), or None
     nav_shape: tuple
     grid: EnergyGrid
     label_names: list
@@ -163,7 +163,7 @@ _EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
 
 
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
+                     lowloss: MeasuredSpectra | None = None, batch: int = 2048, progress: bool = False,
                      keep_inputs: bool | int | None = None, workers: int | None = None,
                      calibrate: str | None = None, onset_offset_ev: float | None = None,
                      strict: bool = True) -> MeasuredPrediction:
