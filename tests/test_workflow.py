@@ -58,3 +58,25 @@ def test_train_and_evaluate_then_write(ds, tmp_path):
     with pytest.raises(CorelossError, match="--overwrite"):
         write_models(run, tmp_path / "new.pt", tmp_path / "f.pt")
     assert not (tmp_path / "new.pt").exists() and (tmp_path / "i.pt").read_bytes() == before
+
+
+def test_measured_pipeline_reads_the_model_conventions_and_keeps_the_callers_config():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from coreloss.measured import load_model, predict_measured, read_measured
+    from coreloss.measured.predict import _with_model_conventions
+    from coreloss.measured.preprocess import PreprocessConfig
+
+    conv = SpectralConventions(onset_sustain_ev=0.3, gaussian_fwhm=0.7, lorentzian_fwhm=0.1)
+    fake = SimpleNamespace(metadata={"conventions": conv.to_dict()})
+    cfg = PreprocessConfig(onset_fraction=0.2)
+    got = _with_model_conventions(cfg, fake)
+    assert (got.onset_sustain_ev, got.training_fwhm_ev, got.onset_fraction) == (0.3, 0.7, 0.2)
+    assert cfg.training_fwhm_ev is None and cfg.onset_sustain_ev == PreprocessConfig().onset_sustain_ev
+    fixture = sorted((Path(__file__).parent / "fixtures" / "measured").glob("xas_ok*"))[0]
+    cfg = PreprocessConfig()
+    res = predict_measured(read_measured(fixture), load_model(), cfg)
+    assert cfg == PreprocessConfig()  # nothing written back into the caller's config
+    assert res.provenance["model_conventions"]["gaussian_fwhm"] == 1.0
+    assert res.provenance["model_conventions"]["lorentzian_fwhm"] == 0.2

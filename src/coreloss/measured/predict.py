@@ -52,11 +52,19 @@ def load_model(path=None):
     return InverseModel.load(path)
 
 
-def training_fwhm(model) -> float | None:
-    """Gaussian broadening (FWHM, eV) of the model's training spectra (its spectral conventions,
-    :class:`coreloss.conventions.SpectralConventions`), None if not recorded."""
+_ONSET_RULE = ("onset_fraction", "onset_smooth_ev", "onset_sustain_ev")
+
+
+def _with_model_conventions(config: PreprocessConfig, model) -> PreprocessConfig:
+    """A copy of ``config`` with the model's spectral conventions where the caller left the
+    defaults: the training broadening (``training_fwhm_ev``) and the onset rule the training
+    spectra were aligned with, so training and measurement share one rule by construction."""
     from coreloss.conventions import SpectralConventions
-    return SpectralConventions.of_model(model).gaussian_fwhm
+    conv, default = SpectralConventions.of_model(model), PreprocessConfig()
+    changes = {k: getattr(conv, k) for k in _ONSET_RULE if getattr(config, k) == getattr(default, k)}
+    if config.training_fwhm_ev is None:
+        changes["training_fwhm_ev"] = conv.gaussian_fwhm
+    return replace(config, **changes)
 
 
 def _conventions(model) -> dict:
@@ -180,9 +188,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
     in every spectrum (``strict``; with ``strict=False`` such spectra are only marked failed).
     """
-    config = replace(config) if config is not None else PreprocessConfig()  # the caller's stays as given
-    if config.training_fwhm_ev is None:
-        config.training_fwhm_ev = training_fwhm(model)
+    config = _with_model_conventions(config or PreprocessConfig(), model)  # a copy: the caller's stays
     grid = model.grid
     n = measured.n_spectra
     if n == 0:
