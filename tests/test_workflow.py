@@ -80,3 +80,16 @@ def test_measured_pipeline_reads_the_model_conventions_and_keeps_the_callers_con
     assert cfg == PreprocessConfig()  # nothing written back into the caller's config
     assert res.provenance["model_conventions"]["gaussian_fwhm"] == 1.0
     assert res.provenance["model_conventions"]["lorentzian_fwhm"] == 0.2
+
+
+def test_ship_writes_models_and_metrics_through_the_workflow(ds, tmp_path):
+    from coreloss.workflow import ship
+
+    (tmp_path / "model_metrics.json").write_text(json.dumps({"other": {"kept": True}}))
+    run = ship(ds, InverseModel(members=1, epochs=2, hidden=(8,)), ForwardModel(epochs=2, hidden=(8,)),
+               metrics={"inverse": {"arch": "mlp"}}, out_dir=tmp_path)
+    doc = json.loads((tmp_path / "model_metrics.json").read_text())
+    assert doc["other"] == {"kept": True} and doc["inverse"]["arch"] == "mlp"
+    assert doc["inverse"]["file"] == "inverse_model.pt" and "test" in doc["forward"]
+    assert InverseModel.load(tmp_path / "inverse_model.pt").metadata["params"] == run.inverse.param_record()
+    assert ForwardModel.load(tmp_path / "forward_model.pt").metadata["conventions"]["grid"] == ds.grid.to_dict()
