@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo: the main job first, then where the training data come from. Measured: 169 s on 2 cores
-# shared with other jobs (load average 7-9, niced), 64 s of CPU.
+# make demo: the main job first, then where the training data come from. Measured: 169-177 s on 2 cores
+# shared with other jobs (load average 5-9, niced), 64-76 s of CPU.
 #   1. the shipped models on a synthetic spectrum image of held-out spectra (truth known: maps + error)
 #   2. the shipped models on measured spectra (../shared/data/experimental, skipped where absent)
 #   3. the shipped forward model: spectra of every O site of alpha-quartz
