@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,20 +52,24 @@ def load_model(path=None):
     return InverseModel.load(path)
 
 
-def _find_key(obj, key):
-    if isinstance(obj, dict):
-        if key in obj and isinstance(obj[key], (int, float)):
-            return float(obj[key])
-        for v in obj.values():
-            found = _find_key(v, key)
-            if found is not None:
-                return found
-    return None
+_ONSET_RULE = ("onset_fraction", "onset_smooth_ev", "onset_sustain_ev")
 
 
-def training_fwhm(model) -> float | None:
-    """Gaussian broadening (FWHM, eV) of the model's training spectra, from its metadata if recorded."""
-    return _find_key(getattr(model, "metadata", {}) or {}, "gaussian_fwhm")
+def _with_model_conventions(config: PreprocessConfig, model) -> PreprocessConfig:
+    """A copy of ``config`` with the model's spectral conventions where the caller left the
+    defaults: the training broadening (``training_fwhm_ev``) and the onset rule the training
+    spectra were aligned with, so training and measurement share one rule by construction."""
+    from coreloss.conventions import SpectralConventions
+    conv, default = SpectralConventions.of_model(model), PreprocessConfig()
+    changes = {k: getattr(conv, k) for k in _ONSET_RULE if getattr(config, k) == getattr(default, k)}
+    if config.training_fwhm_ev is None:
+        changes["training_fwhm_ev"] = conv.gaussian_fwhm
+    return replace(config, **changes)
+
+
+def _conventions(model) -> dict:
+    from coreloss.conventions import SpectralConventions
+    return SpectralConventions.of_model(model).to_dict()
 
 
 def training_envelope(model) -> dict:
@@ -184,9 +188,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
     in every spectrum (``strict``; with ``strict=False`` such spectra are only marked failed).
     """
-    config = config or PreprocessConfig()
-    if config.training_fwhm_ev is None:
-        config.training_fwhm_ev = training_fwhm(model)
+    config = _with_model_conventions(config or PreprocessConfig(), model)  # a copy: the caller's stays
     grid = model.grid
     n = measured.n_spectra
     if n == 0:
@@ -262,6 +264,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "preprocessing": record, "grid": grid.to_dict(),
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
+            "model_conventions": _conventions(model),
             "ood_threshold": threshold,
             "ood_rule": "OOD score > ood_threshold (combined: max over the model's flag scores, PCA and "
                         "latent kNN distance, of score / its threshold), or a predicted label outside the "

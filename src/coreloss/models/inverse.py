@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from coreloss import __version__
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
@@ -83,43 +86,47 @@ def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np
 EXTRAPOLATION_MARGIN = 0.1
 
 
-class InverseModel:
-    """Spectrum -> (mean, std) of the six labels. ``fit`` / ``predict`` / ``ood_score`` / ``save`` / ``load``."""
+class InverseModel(BaseEstimator):
+    """Spectrum -> (mean, std) of the six labels. ``fit`` / ``predict`` / ``ood_score`` / ``save`` / ``load``.
+
+    A scikit-learn estimator: the constructor only stores its parameters (``get_params`` /
+    ``set_params`` / ``sklearn.base.clone``). Torch threads and training progress are the caller's
+    (``torch.set_num_threads``; ``fit(..., progress=callback)``).
+    """
 
     def __init__(self, arch: str = "mlp", members: int = 5, hidden: tuple[int, ...] = (256, 128),
                  dropout: float = 0.1, epochs: int = 150, lr: float = 1e-3, batch_size: int = 128,
                  weight_decay: float = 1e-5, snrs=(float("inf"), 50.0, 20.0, 10.0),
                  noise_kind: str = "poisson", max_shift_ev: float = 1.0, val_fraction: float = 0.15,
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
-                 n_threads: int = 1, progress: bool = False, augment=DEFAULT_AUGMENT,
-                 augment_prob: float = 0.25, training_fwhm: float | None = None,
+                 augment=DEFAULT_AUGMENT, augment_prob: float = 0.25, training_fwhm: float | None = None,
                  absolute_onset: bool = False, ood_target_rate: float = 0.015):
-        self.arch, self.members, self.hidden, self.dropout = arch, members, tuple(hidden), dropout
+        self.arch, self.members, self.hidden, self.dropout = arch, members, hidden, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
-        self.snrs, self.noise_kind, self.max_shift_ev = tuple(snrs), noise_kind, max_shift_ev
+        self.snrs, self.noise_kind, self.max_shift_ev = snrs, noise_kind, max_shift_ev
         self.val_fraction, self.recalibrate, self.seed = val_fraction, recalibrate, seed
-        self.grid, self.n_threads, self.progress = grid, n_threads, progress
-        self.augment, self.augment_prob = tuple(augment), float(augment_prob)
-        self.training_fwhm, self.absolute_onset = training_fwhm, bool(absolute_onset)
-        self.ood_target_rate = float(ood_target_rate)
+        self.grid = grid
+        self.augment, self.augment_prob = augment, augment_prob
+        self.training_fwhm, self.absolute_onset = training_fwhm, absolute_onset
+        self.ood_target_rate = ood_target_rate
         self.label_names = list(LABEL_NAMES)
         self.label_units = [LABEL_UNITS[n] for n in LABEL_NAMES]
         self.metadata: dict = {}
 
     # -- configuration -------------------------------------------------------------------------
-    def get_params(self) -> dict:
-        return {"arch": self.arch, "members": self.members, "hidden": list(self.hidden),
-                "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "weight_decay": self.weight_decay,
-                "snrs": [float(s) for s in self.snrs], "noise_kind": self.noise_kind,
-                "max_shift_ev": self.max_shift_ev, "val_fraction": self.val_fraction,
-                "recalibrate": self.recalibrate, "seed": self.seed, "augment": list(self.augment),
-                "augment_prob": self.augment_prob, "training_fwhm": self.training_fwhm,
-                "absolute_onset": self.absolute_onset, "ood_target_rate": self.ood_target_rate}
+    def param_record(self) -> dict:
+        """JSON-able constructor parameters as the model file stores them (grid apart;
+        ``training_fwhm`` as resolved by :meth:`fit`)."""
+        p = self.get_params()
+        p.pop("grid")
+        return {**p, "hidden": [int(h) for h in self.hidden], "snrs": [float(v) for v in self.snrs],
+                "augment": list(self.augment), "augment_prob": float(self.augment_prob),
+                "absolute_onset": bool(self.absolute_onset), "ood_target_rate": float(self.ood_target_rate),
+                "training_fwhm": getattr(self, "training_fwhm_", self.training_fwhm)}
 
     def _net_kwargs(self) -> dict:
         if self.arch == "mlp":
-            return {"hidden": self.hidden, "dropout": self.dropout}
+            return {"hidden": tuple(self.hidden), "dropout": self.dropout}
         return {"hidden": self.hidden[0], "dropout": self.dropout}
 
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
@@ -139,19 +146,22 @@ class InverseModel:
 
     def make_augmenter(self) -> Augmenter:
         """The training-batch degradations (:class:`~coreloss.models.augment.Augmenter`)."""
-        return Augmenter(self.grid, self.augment, self.snrs, self.augment_prob,
-                         training_fwhm=self.training_fwhm or 1.0,
+        fwhm = getattr(self, "training_fwhm_", self.training_fwhm)
+        return Augmenter(self.grid, tuple(self.augment), tuple(self.snrs), float(self.augment_prob),
+                         training_fwhm=fwhm or 1.0,
                          ranges={"misalign": (-self.max_shift_ev, self.max_shift_ev)},
                          noise_kind=self.noise_kind)
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X, y, groups=None, provenance: dict | None = None, onset=None) -> "InverseModel":
+    def fit(self, X, y, groups=None, provenance: dict | None = None, onset=None,
+            progress=None) -> "InverseModel":
         """Train on spectra ``X`` (n, grid.n) and labels ``y`` (n, 6; NaN = missing).
 
         ``groups`` (e.g. structure ids) makes the validation split structure-wise;
-        ``provenance`` (the dataset's) is stored in :attr:`metadata` (its ``gaussian_fwhm`` is the
-        training resolution when ``training_fwhm`` is None); ``onset`` (n,) absolute onsets (eV)
-        are required when ``absolute_onset``.
+        ``provenance`` (the dataset's) is stored in :attr:`metadata`; its spectral conventions
+        (:class:`~coreloss.conventions.SpectralConventions`, Gaussian FWHM = the training resolution
+        unless ``training_fwhm`` is given) are carried as ``conventions_`` / ``metadata["conventions"]``; ``onset`` (n,) absolute onsets (eV)
+        are required when ``absolute_onset``; ``progress()`` is called once per member epoch.
         """
         t0 = time.perf_counter()
         X = check_spectra(X, self.grid)
@@ -160,10 +170,9 @@ class InverseModel:
             raise CorelossError(f"labels must have shape ({len(X)}, {len(self.label_names)}), got {y.shape}")
         if len(X) < 4:
             raise CorelossError(f"need at least 4 spectra to train, got {len(X)}")
-        if self.training_fwhm is None:
-            from coreloss.measured.predict import _find_key
-            self.training_fwhm = _find_key(provenance or {}, "gaussian_fwhm")
-        torch.set_num_threads(self.n_threads)
+        conv = SpectralConventions.from_provenance(provenance)
+        self.training_fwhm_ = self.training_fwhm if self.training_fwhm is not None else conv.gaussian_fwhm
+        self.conventions_ = replace(conv, grid=self.grid, gaussian_fwhm=self.training_fwhm_)
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = float(np.std(X - self.x_mean_)) or 1.0
         self.onset_mean_, self.onset_std_ = 0.0, 1.0
@@ -191,21 +200,10 @@ class InverseModel:
         def clean_scaled(xb):
             return self._inputs(xb[:, :n_x], xb[:, n_x] if self.absolute_onset else None)
 
-        progress_cb, bar = None, None
-        if self.progress:
-            from rich.progress import Progress
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task(f"training {self.members} x {self.arch}", total=self.members * self.epochs)
-            progress_cb = lambda: bar.advance(task)  # noqa: E731
-        try:
-            hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
-                                      Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
-                                      progress=progress_cb, epochs=self.epochs, lr=self.lr,
-                                      batch_size=self.batch_size, weight_decay=self.weight_decay)
-        finally:
-            if bar is not None:
-                bar.stop()
+        hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
+                                  Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
+                                  progress=progress, epochs=self.epochs, lr=self.lr,
+                                  batch_size=self.batch_size, weight_decay=self.weight_decay)
         # variance recalibration on the validation structures
         self.calibration_ = np.ones(len(self.label_names))
         calib_idx = va if len(va) else tr
@@ -220,7 +218,8 @@ class InverseModel:
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "params": self.get_params(), "grid": self.grid.to_dict(),
+            "params": self.param_record(), "grid": self.grid.to_dict(),
+            "conventions": self.conventions_.to_dict(),
             "label_names": self.label_names, "label_units": self.label_units,
             "n_train": int(len(tr)), "n_val": int(len(va)),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
@@ -244,7 +243,7 @@ class InverseModel:
         thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib``; see
         :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a trained model."""
         rng = np.random.default_rng(self.seed + 7)
-        noisy = Augmenter(self.grid, ("noise",), self.snrs, noise_kind=self.noise_kind)
+        noisy = Augmenter(self.grid, ("noise",), tuple(self.snrs), noise_kind=self.noise_kind)
         Xn = noisy(X_calib, rng)
         self.ood_ = PCAOutlierScore(quantile=0.999).fit(X_train, Xn)  # leaves the rate to latent_knn
         lat = self.ensemble_.predict_full(self._inputs(X_train, onset_train))["latent"]
@@ -288,7 +287,6 @@ class InverseModel:
         standard deviations), ``ood_score`` (n,), ``ood`` (n,) bool, ``ood_components`` (n, 3)."""
         self._check_fitted()
         X = check_spectra(X, self.grid, grid)
-        torch.set_num_threads(self.n_threads)
         out = {}
         for a in range(0, max(len(X), 1), batch_size):
             xb = X[a:a + batch_size]
@@ -320,7 +318,6 @@ class InverseModel:
         """
         self._check_fitted()
         X = check_spectra(X, self.grid, grid)
-        torch.set_num_threads(self.n_threads)
         mu, var = self.ensemble_.predict(self._inputs(X, onset), batch_size=batch_size)
         mean = mu * self.y_std_ + self.y_mean_
         std = np.sqrt(var) * self.calibration_ * self.y_std_
@@ -362,7 +359,7 @@ class InverseModel:
                      for k, v in self.latent_.state().items()},
                   **{f"comb_{k}": np.asarray(v, float) for k, v in self.combined_ood_.state().items()}}
         blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "x_scale": self.x_scale_,
-                "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
+                "params": json.dumps(self.param_record()), "grid": json.dumps(self.grid.to_dict()),
                 "arrays": {k: torch.as_tensor(np.asarray(v, float)) for k, v in arrays.items()},
                 "ensemble": {**{k: v for k, v in self.ensemble_.state().items() if k != "weights"},
                              "net_kwargs": json.dumps({k: list(v) if isinstance(v, tuple) else v
@@ -383,13 +380,19 @@ class InverseModel:
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss inverse model (format {FORMAT!r} expected)")
         require_keys(blob, _KEYS, f"{path}: coreloss inverse model")
-        params = json.loads(blob["params"])
-        params["hidden"] = tuple(params["hidden"])
+        names = cls._get_param_names()
+        params = {k: v for k, v in json.loads(blob["params"]).items() if k in names}
+        for k in ("hidden", "snrs", "augment"):
+            if k in params:
+                params[k] = tuple(params[k])
         model_grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
         if grid is not None and not model_grid.matches(grid):
             raise CorelossError(f"model {path} was trained on grid {model_grid.to_dict()}, not "
                                 f"{grid.to_dict()}; resample the spectra to the model's grid")
         obj = cls(grid=model_grid, **params)
+        obj.training_fwhm_ = obj.training_fwhm
+        obj.metadata = json.loads(blob["metadata"])
+        obj.conventions_ = SpectralConventions.of_model(obj)
         a = {k: v.numpy() for k, v in blob["arrays"].items()}
         obj.x_mean_, obj.y_mean_, obj.y_std_ = a["x_mean"], a["y_mean"], a["y_std"]
         obj.x_scale_, obj.calibration_ = float(blob["x_scale"]), a["calibration"]
