@@ -94,7 +94,7 @@ def test_engine_params_and_errors():
         eng.compute_sites(rutile_type(), [0])
     with pytest.raises(CorelossError, match="scheme"):
         get_engine("gpaw-lcao", scheme="zz")
-    assert eng.relative_cost(200, 3) > eng.relative_cost(100, 3) > eng.relative_cost(100, 1)
+    assert eng.cost(200, 3) > eng.cost(100, 3) > eng.cost(100, 1)
 
 
 def test_dataset_build_defaults_to_the_dft_engine():

@@ -96,9 +96,7 @@ class XTBEngine(Engine):
     def __init__(self, method: str = "GFN2-xTB", min_image_distance: float = 8.0,
                  gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2,
                  electronic_temperature: float = 300.0, accuracy: float = 1.0,
-                 max_iterations: int = 250, energy_step: float = 0.05, **unknown):
-        if unknown:
-            raise CorelossError(f"unknown xtb engine parameter(s): {', '.join(sorted(unknown))}")
+                 max_iterations: int = 250, energy_step: float = 0.05):
         if method not in METHODS:
             raise CorelossError(f"unknown xTB method {method!r}; choose one of {', '.join(METHODS)}")
         try:
