@@ -28,14 +28,13 @@ import time
 from typing import Sequence
 
 import numpy as np
+from ase.units import Bohr, Hartree
 
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
-BOHR_PER_ANGSTROM = 1.0 / 0.52917721067
-HARTREE_EV = 27.211386245988
 
 
 def _import_gpaw():
@@ -157,8 +156,8 @@ def _full_hermitian(S):
 
 def n_empty_bands(volume_A3: float, empty_ev: float) -> int:
     """Free-electron estimate (x1.3, +8) of the bands per spin up to ``empty_ev`` above the CBM."""
-    v = volume_A3 * BOHR_PER_ANGSTROM**3
-    k = math.sqrt(2.0 * empty_ev / HARTREE_EV)
+    v = volume_A3 / Bohr**3
+    k = math.sqrt(2.0 * empty_ev / Hartree)
     return int(math.ceil(1.3 * v * k**3 / (6 * math.pi**2))) + 8
 
 

@@ -38,6 +38,7 @@ import time
 from typing import Sequence
 
 import numpy as np
+from ase.units import Bohr, Hartree, kB
 
 from coreloss.engines._blas import blas_in_use
 from coreloss.engines._projection import (ao_maps, bond_overlap_population, loewdin_weights,
@@ -47,9 +48,10 @@ from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
-BOHR_PER_ANGSTROM = 1.0 / 0.529177210903
-EV_PER_HARTREE = 27.211386245988
-HARTREE_PER_KELVIN = 3.166808578545117e-6
+# atomic units of tblite's API from ase.units, as tblite's own ASE calculator uses them
+BOHR_PER_ANGSTROM = 1.0 / Bohr
+EV_PER_HARTREE = Hartree
+HARTREE_PER_KELVIN = kB / Hartree
 METHODS = ("GFN2-xTB", "GFN1-xTB")
 CHARGE_SPIN = ("Z+1 equivalent core (excited O -> F) in a neutral supercell: the extra F valence "
                "electron is the excited electron (XCH-like); unpaired-electron count = parity of "
