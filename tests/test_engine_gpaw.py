@@ -18,13 +18,8 @@ from coreloss.errors import CorelossError  # noqa: E402
 from coreloss.structures import reference  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def setup_cache(tmp_path_factory):
-    """Generate the core-hole setups into a private cache, not the user's."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CORELOSS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+# core-hole setups and bases are generated into a private cache, not the user's
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def stishovite() -> Structure:

@@ -2,12 +2,15 @@
 
 import pickle
 
+import numpy as np
 import pytest
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from coreloss.engines import available_engines, engine_class, get_engine
 from coreloss.engines.base import Engine
 from coreloss.errors import CorelossError
 from coreloss.labels import ELECTRONIC_LABELS
+from coreloss.structures.reference import alpha_quartz
 
 BUILTIN = ("xtb", "gpaw", "gpaw-lcao")
 
@@ -30,8 +33,9 @@ def test_engine_contract(name):
     eng = _engine(name)
     cls = engine_class(name)
     assert isinstance(eng, Engine) and type(eng) is cls and eng.name == name
-    # default_parameters: every parameter, stored in params (provenance) after construction
-    assert cls.default_parameters and set(eng.params) == set(cls.default_parameters)
+    # default_parameters: every parameter; params (provenance) holds known parameters only
+    assert cls.default_parameters and set(eng.params) <= set(cls.default_parameters)
+    assert {"min_image_distance", "gaussian_fwhm", "lorentzian_fwhm"} <= set(eng.params)
     assert eng.provenance()["parameters"] == eng.params and eng.provenance()["engine"] == name
     assert tuple(eng.implemented_labels) == ELECTRONIC_LABELS
     # unknown names and wrong types: one CorelossError, for every engine
@@ -44,6 +48,15 @@ def test_engine_contract(name):
     # the cost hook: positive, grows with atoms and with sites
     assert 0 < eng.cost(100, 1) < eng.cost(100, 3) < eng.cost(200, 3)
     assert eng.sites_per_task is None or eng.sites_per_task >= 1
+    # the one input rule: ASE Atoms accepted, a non-O index is one CorelossError before any SCF
+    quartz = alpha_quartz()
+    with pytest.raises(CorelossError, match="site 0 is not an O atom"):
+        eng.compute_sites(quartz, [0])
+    st, sites = eng.check_sites(AseAtomsAdaptor.get_atoms(quartz), [np.int64(4)])
+    assert st == quartz and sites == [4] and type(sites[0]) is int
+    assert eng.compute_sites(quartz, []) == []
+    with pytest.raises(CorelossError, match="expected a pymatgen Structure"):
+        eng.check_sites("quartz.cif", [4])
     # pickles (Dask workers) with the same parameters
     assert pickle.loads(pickle.dumps(eng)).params == eng.params
 

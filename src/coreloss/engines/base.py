@@ -10,10 +10,11 @@ The contract every engine follows (checked for each registered engine in tests/t
 * ``name`` and ``implemented_labels`` (the :data:`coreloss.labels.ELECTRONIC_LABELS` it fills);
 * ``default_parameters``: the keyword parameters and their defaults, read from the subclass's
   ``__init__`` signature; the base class rejects any other name with one :class:`CorelossError`
-  before the subclass runs, and ``params`` holds every parameter after construction;
+  before the subclass runs; ``params`` (provenance) holds the parameters after construction;
 * :meth:`Engine.cost`: the one cost hook the dataset builder uses (scheduling order and ETA),
   with ``sites_per_task`` bounding the O sites of one build task;
-* :meth:`Engine.compute_sites` -> one :class:`SiteResult` or :class:`EngineError` per site.
+* :meth:`Engine.compute_sites` -> one :class:`SiteResult` or :class:`EngineError` per site; its
+  input is checked by :meth:`Engine.check_sites` (the one rule for structure and O-site indices).
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ class Engine(ABC):
         first) and turns it into its ETA; an engine sets the three numbers or overrides this."""
         return ((self.ground_state_cost + n_sites * self.site_cost)
                 * (n_atoms / 100.0) ** self.cost_exponent)
+
+    @staticmethod
+    def check_sites(structure, site_indices: Sequence[int]) -> tuple:
+        """``(structure, sites)``: ``structure`` as a pymatgen ``Structure`` (ASE ``Atoms`` converted)
+        and ``site_indices`` as ints; :class:`CorelossError` if one is not an O atom of it."""
+        from pymatgen.core import Structure
+        if not isinstance(structure, Structure):
+            try:
+                from pymatgen.io.ase import AseAtomsAdaptor
+                structure = AseAtomsAdaptor.get_structure(structure)
+            except Exception as exc:
+                raise CorelossError(f"expected a pymatgen Structure or ASE Atoms, "
+                                    f"got {type(structure).__name__}") from exc
+        sites = [int(i) for i in site_indices]
+        for i in sites:
+            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
+                raise CorelossError(f"site {i} is not an O atom of this "
+                                    f"{structure.composition.reduced_formula} structure")
+        return structure, sites
 
     @abstractmethod
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:

@@ -68,22 +68,6 @@ def _tblite():
     return Calculator
 
 
-def _to_pymatgen(structure):
-    from pymatgen.core import Structure
-    if isinstance(structure, Structure):
-        return structure
-    try:
-        from pymatgen.io.ase import AseAtomsAdaptor
-        return AseAtomsAdaptor.get_structure(structure)
-    except Exception as exc:
-        raise CorelossError(f"expected a pymatgen Structure or ASE Atoms, got {type(structure).__name__}") from exc
-
-
-def _first_shell(structure, index):
-    from coreloss.sites import first_shell
-    return [j for j, _ in first_shell(structure, index)]
-
-
 class XTBEngine(Engine):
     """GFN-xTB O K-edge engine (see the module docstring for the physics and conventions).
 
@@ -183,11 +167,7 @@ class XTBEngine(Engine):
     # -- public API ------------------------------------------------------------------------
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
         """Spectra and electronic labels of the O sites ``site_indices`` of ``structure``."""
-        structure = _to_pymatgen(structure)
-        site_indices = [int(i) for i in site_indices]
-        for i in site_indices:
-            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                raise CorelossError(f"site {i} is not an O atom of this {structure.composition.reduced_formula} structure")
+        structure, site_indices = self.check_sites(structure, site_indices)
         if not site_indices:
             return []
         supercell, _, scale = make_supercell(structure, site_indices[0], self.params["min_image_distance"])
