@@ -68,6 +68,11 @@ def _tblite():
     return Calculator
 
 
+def _first_shell(structure, index):
+    from coreloss.sites import first_shell
+    return [j for j, _ in first_shell(structure, index)]
+
+
 class XTBEngine(Engine):
     """GFN-xTB O K-edge engine (see the module docstring for the physics and conventions).
 
