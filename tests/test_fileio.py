@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from coreloss.fileio import atomic_write, atomic_write_bytes
+from coreloss.fileio import atomic_write, atomic_write_bytes, stale_temp_files
 
 
 def test_callback_writer_replaces_atomically(tmp_path):
@@ -36,3 +36,19 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(out, broken)
     assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_stale_temp_files_names_only_this_outputs(tmp_path):
+    out = tmp_path / "d.h5"
+
+    def killed(tmp):
+        raise KeyboardInterrupt  # removed on the way out, like any failure
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(out, killed)
+    assert stale_temp_files(out) == []
+    left = tmp_path / ".d.h5.ab12cd_9.tmp"  # what a kill -9 mid-write leaves
+    for name in (left.name, ".d.h5.bak.ab12cd_9.tmp", ".d.h5x.ab12cd_9.tmp", "d.h5.tmp"):
+        (tmp_path / name).write_bytes(b"half")
+    assert stale_temp_files(out) == [left]
+    assert stale_temp_files(tmp_path / "missing" / "d.h5") == []

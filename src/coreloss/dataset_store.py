@@ -12,7 +12,6 @@ never duplicates a site: rows are keyed by ``(structure_id, site_index)``.
 from __future__ import annotations
 
 import fcntl
-import glob
 import io
 import json
 import os
@@ -24,7 +23,7 @@ import h5py
 import numpy as np
 
 from coreloss.errors import CorelossError
-from coreloss.fileio import atomic_write, atomic_write_bytes
+from coreloss.fileio import atomic_write, atomic_write_bytes, stale_temp_files
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import EnergyGrid
 
@@ -316,8 +315,7 @@ def prepare_output(out: Path, config: dict) -> tuple[Path, object, dict]:
     created = header.get("created") or now()
     if not (pdir / "run.json").exists():
         atomic_write_bytes(pdir / "run.json", json.dumps({**config, "created": created}).encode())
-    for stale in [*pdir.glob(".*.tmp"), *out.parent.glob(glob.escape("." + out.name) + "*.tmp"),
-                  out.with_name(out.name + ".tmp")]:
+    for stale in [*pdir.glob(".*.tmp"), *stale_temp_files(out), out.with_name(out.name + ".tmp")]:
         stale.unlink(missing_ok=True)
     return pdir, lock, created
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -25,14 +26,14 @@ def atomic_write(path, write: Callable[[str], object]) -> Path:
     """Write ``path`` through ``write(tmp)`` (a callback that writes the file named ``tmp``, e.g.
     ``h5py.File``, ``torch.save``, ``fig.savefig``), then fsync and ``os.replace``.
 
-    The temp file ``.<name>*.tmp`` sits in the same folder. The file is either complete or absent
+    The temp file ``.<name>.XXXXXXXX.tmp`` sits in the same folder (:func:`stale_temp_files`). The file is either complete or absent
     (also after kill -9) and gets the usual mode (0666 minus the umask; ``mkstemp`` alone would
     leave it 0600). The one crash-safe writer of coreloss; :func:`atomic_write_bytes` is its
     shorthand for bytes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -47,6 +48,16 @@ def atomic_write(path, write: Callable[[str], object]) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def stale_temp_files(path) -> list[Path]:
+    """Temp files an :func:`atomic_write` of ``path`` left behind (killed mid-write); only call
+    this while no other process writes ``path``."""
+    path = Path(path)
+    pat = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.iterdir() if pat.fullmatch(p.name)]
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
