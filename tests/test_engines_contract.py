@@ -43,6 +43,8 @@ def test_engine_contract(name):
         get_engine(name, no_such_param=1)
     with pytest.raises(CorelossError, match="no_such_param"):
         cls(no_such_param=1)
+    with pytest.raises(CorelossError, match="keywords"):
+        cls(8.0)
     with pytest.raises(CorelossError):
         get_engine(name, min_image_distance="wide")
     # the cost hook: positive, grows with atoms and with sites

@@ -88,11 +88,14 @@ class Engine(ABC):
         cls._open_parameters = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
     def __new__(cls, *args, **params):
+        if args:
+            raise CorelossError(f"{cls.name} engine parameters are keywords (name=value), "
+                                f"got {len(args)} positional argument(s)")
         unknown = [] if cls._open_parameters else sorted(set(params) - set(cls.default_parameters))
-        if args or unknown:
-            what = ", ".join(unknown) if unknown else f"{len(args)} positional argument(s)"
+        if unknown:
             known = ", ".join(cls.default_parameters) or "none"
-            raise CorelossError(f"unknown {cls.name} engine parameter(s): {what}; known: {known}")
+            raise CorelossError(f"unknown {cls.name} engine parameter(s): {', '.join(unknown)}; "
+                                f"known: {known}")
         return super().__new__(cls)
 
     def __init__(self, **params):
