@@ -6,7 +6,8 @@ Kinds (run order: :func:`plan`; most valuable first, so that a partial run is al
 * ``pressure``  quartz (5-40 GPa), cristobalite and coesite (10, 20, 40 GPa) relaxed under pressure;
 * ``md``        Langevin NVT snapshots at 300, 1200 and 600 K of the relaxed dense polymorphs in a
                 supercell with perpendicular widths >= 8 Å (:func:`md_supercell`);
-* ``amorphous`` melt-quench cells (72 atoms) at 2.2 g/cm3 and densified (3.0, 3.6 g/cm3);
+* ``amorphous`` melt-quench cells (72 atoms) at 2.2 g/cm3 and densified (3.0, 3.6 g/cm3), from a random
+                packing or from a quartz network scaled to the density;
 * ``zeolite``   IZA frameworks relaxed with CHGNet, smallest primitive cell first.
 
 Every finished task is one ``<task id>.json.gz`` in a cache folder (written atomically), so an
@@ -43,9 +44,12 @@ MD_PARENTS = (QUARTZ, "pyxtal-lt_cristobalite", "aflow-A2B_hP12_194_cg_f", "ref-
               "ref-stishovite", "gen-A2B_mP12_14_2e_e")
 TEMPERATURES = (300.0, 1200.0, 600.0)                   # K
 MD_MAX_ATOMS = 150
-# (density g/cm3, quench ps, seed): ambient and densified, two quench rates
-AMORPHOUS = ((2.2, 0.5, 0), (3.6, 0.5, 0), (2.2, 2.0, 0), (3.6, 0.5, 1), (2.2, 0.5, 1), (3.0, 0.5, 0),
-             (2.2, 2.0, 1), (3.6, 2.0, 0))
+# (density g/cm3, quench ps, seed, start): ambient and densified, two quench rates. A random start
+# quenched in 0.5 ps kept coordination defects (Si CN 3, O CN 1; dropped by the checks), so the
+# others start from a quartz network scaled to the density (compressed quartz amorphises, too).
+AMORPHOUS = ((2.2, 0.5, 0, "quartz"), (3.6, 0.5, 0, "quartz"), (2.2, 2.0, 0, "quartz"),
+             (3.0, 0.5, 0, "quartz"), (2.2, 0.5, 1, "quartz"), (3.6, 0.5, 1, "quartz"),
+             (2.2, 0.5, 0, "random"), (3.6, 2.0, 0, "quartz"))
 N_SIO2_AMORPHOUS = 24                                   # 72 atoms
 FMAX, RELAX_STEPS = 0.05, 600
 
@@ -91,11 +95,14 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
                     {"temperature_k": t, "seed": 0, "equil_steps": 100, "interval": 50,
                      "n_snapshots": 2 if t == max(TEMPERATURES) else 1, "timestep_fs": 2.0,
                      "min_image_distance": 8.0})))
-    for k, (rho, q, seed) in enumerate(AMORPHOUS):
+    for k, (rho, q, seed, start) in enumerate(AMORPHOUS):
+        params = {"density": rho, "quench_ps": q, "seed": seed, "n_sio2": N_SIO2_AMORPHOUS, "t_melt_k": 4000.0,
+                  "melt_ps": 0.2, "anneal_ps": 0.05, "timestep_fs": 1.5, "relax_cell": False}
+        if start != "random":  # a crystal network must melt first: hotter and longer
+            params.update(start=start, t_melt_k=5000.0, melt_ps=0.3)
         tasks.append(({0: 2.5, 1: 3.5}.get(k, 5), Task(
-            f"amo-{_fmt(rho)}gcc-q{_fmt(q)}ps-s{seed}", "amorphous", None,
-            {"density": rho, "quench_ps": q, "seed": seed, "n_sio2": N_SIO2_AMORPHOUS, "t_melt_k": 4000.0,
-             "melt_ps": 0.2, "anneal_ps": 0.05, "timestep_fs": 1.5, "relax_cell": False})))
+            f"amo-{_fmt(rho)}gcc-q{_fmt(q)}ps-s{seed}" + ("-xq" if start == "quartz" else ""),
+            "amorphous", None, params)))
     for rec in sorted(zeolites, key=lambda r: (len(r.structure), r.id)):
         parents.setdefault(rec.id, rec.structure)
         tasks.append((7, Task(f"relax-{rec.id}", "zeolite", rec.id,
@@ -174,10 +181,10 @@ def _run_task(task: Task, parents: dict, cache_dir: Path | None) -> list[dict]:
         res = ct.melt_quench(p["n_sio2"], p["density"], p["seed"], t_melt=p["t_melt_k"], melt_ps=p["melt_ps"],
                              quench_ps=p["quench_ps"], anneal_ps=p["anneal_ps"], timestep=p["timestep_fs"],
                              relax_cell=p["relax_cell"], relax_steps=p.get("relax_steps", 250),
-                             prerelax_steps=p.get("prerelax_steps", 60))
+                             prerelax_steps=p.get("prerelax_steps", 60), start=p.get("start", "random"))
         return [{"id": task.id, "structure": res["structure"].as_dict(), "meta": {
             "temperature_k": 300.0, "pressure_gpa": round(res["pressure_gpa"], 3), "seed": p["seed"],
-            "target_density": p["density"], "quench_rate_k_per_s": float(f"{res['quench_rate_k_per_s']:.3g}"),
+            "target_density": p["density"], "start": p.get("start", "random"), "quench_rate_k_per_s": float(f"{res['quench_rate_k_per_s']:.3g}"),
             "msd_melt_a2": round(res["msd_melt"], 2), "md_steps": res["md_steps"],
             "relax_steps": res["steps"], "converged": res["converged"],
             "energy_per_atom": round(res["energy_per_atom"], 5), "seconds": round(res["seconds"], 1)}}]
