@@ -13,7 +13,9 @@ dataset_app = typer.Typer(no_args_is_help=True, help="Build and inspect spectrum
 @dataset_app.command("build")
 def build(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset file to write (HDF5, e.g. data.h5)."),
-    engine: str = typer.Option("xtb", "--engine", help="Engine name (xtb, gpaw) or module:Class."),
+    engine: str = typer.Option(
+        "gpaw-lcao", "--engine",
+        help="Engine: gpaw-lcao (default, DFT), xtb (fast, low fidelity), gpaw (plane waves) or module:Class."),
     structures: Optional[Path] = typer.Option(
         None, "--structures", "-s", help="Structure set (.json/.json.gz); default: the embedded set."),
     workers: int = typer.Option(1, "--workers", "-j", help="Local Dask worker processes (0: serial)."),
@@ -38,7 +40,9 @@ def build(
     from rich.console import Console
 
     from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
+    from coreloss.fileio import check_output_file
 
+    check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     report = build_dataset(out, structures, engine=engine,
@@ -73,16 +77,19 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
 
     from coreloss.build_progress import build_progress
 
+    if csv is not None:
+        from coreloss.fileio import check_output_file
+        check_output_file(csv, "--csv")
     console = Console()
     prog = build_progress(path)
     if prog is not None:
         eta = "unknown until a structure finishes" if prog["eta_hours"] is None else \
             f"{prog['eta_hours']:.1f} h on {prog['workers']} worker(s)"
         console.print(f"build in progress or interrupted (plan of {prog['plan_written']}, "
-                      f"{prog['engine']}): {prog['done_structures']}/{prog['planned_structures']} "
-                      f"planned structures done, {prog['sites_in_file_and_parts']} sites and "
+                      f"{prog['engine']}): {prog['done_tasks']}/{prog['planned_tasks']} "
+                      f"planned tasks done, {prog['sites_in_file_and_parts']} sites and "
                       f"{prog['failures']} failures on disk ({prog['unmerged_parts']} part files not "
-                      f"yet merged); left: {prog['left_structures']} structures, ~"
+                      f"yet merged); left: {prog['left_tasks']} tasks, ~"
                       f"{prog['left_sites_estimated']} sites; ETA {eta}. Rerun the build command to "
                       "resume.", soft_wrap=True, highlight=False)
         if not path.exists():
@@ -121,7 +128,9 @@ def subset(src: Path = typer.Argument(..., help="Dataset file (HDF5)."),
                                                                 "e.g. amcsd.")):
     """Copy some structures of a dataset into a new file (same grid, provenance noted)."""
     from coreloss.dataset_store import subset_dataset
+    from coreloss.fileio import check_output_file
 
+    check_output_file(dst, "DST")
     keep = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     sub = subset_dataset(src, dst, keep, drop_source or ())
     typer.echo(f"wrote {dst}: {len(sub.rows)} sites of {len(sub.structures)} structures, "

@@ -13,12 +13,14 @@ from coreloss.errors import CorelossError
 structures_app = typer.Typer(no_args_is_help=True, help="Build and inspect SiO2 structure sets.")
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to overwrite anything that is not a coreloss structure set."""
+def _check_out(out: Path, overwrite: bool = False) -> None:
+    """Refuse to overwrite an existing set unless ``overwrite``, and anything that is not a set."""
+    from coreloss.fileio import check_output_file
     from coreloss.structures.record import load_structures
 
-    if out.is_dir():
-        raise CorelossError(f"--out {out} is a directory")
+    check_output_file(out, "--out")
+    if out.exists() and not overwrite:
+        raise CorelossError(f"{out} already exists; choose another --out or pass --overwrite")
     if out.exists():
         try:
             load_structures(out)
@@ -95,18 +97,21 @@ def build(
     chgnet_max_minutes: Optional[float] = typer.Option(
         None, "--chgnet-max-minutes", help="With --generate: start no new CHGNet task after this time."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing structure set at --out."),
 ):
     """Assemble, check and deduplicate a structure set and write it to --out."""
     from coreloss.structures.build import build_structure_set
     from coreloss.structures.record import save_structures
 
-    _check_out(out)
+    _check_out(out, overwrite)
     if generate and no_generated:
         raise CorelossError("--generate and --no-generated exclude each other")
     if generate and from_dir is not None:
         raise CorelossError("--generate applies to the default SiO2 sources, not to --from")
     if from_dir is not None and not from_dir.exists():
         raise CorelossError(f"--from: folder not found: {from_dir}")
+    if max_atoms < 1 or workers < 1:
+        raise CorelossError("--max-atoms and --workers must be at least 1")
     kinds = _parse_kinds(chgnet_kinds)
     if generate and not no_chgnet and chgnet_cache is None:
         raise CorelossError("--generate needs --chgnet-cache DIR (the resumable CHGNet task folder), "

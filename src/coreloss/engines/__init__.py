@@ -15,6 +15,7 @@ from coreloss.errors import CorelossError
 _BUILTIN = {
     "xtb": "coreloss.engines.xtb:XTBEngine",
     "gpaw": "coreloss.engines.gpaw:GPAWEngine",
+    "gpaw-lcao": "coreloss.engines.gpaw_lcao:GPAWLCAOEngine",
 }
 
 

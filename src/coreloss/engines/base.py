@@ -52,6 +52,16 @@ class Engine(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`compute_sites`."""
 
     name: str = "engine"
+    #: cost model (scheduling priority and ETA of a dataset build): a structure task with
+    #: ``n_sites`` sites on ``N`` computed atoms costs
+    #: ``(ground_state_cost + n_sites * site_cost) * (N / 100) ** cost_exponent`` (relative units)
+    cost_exponent: float = 1.7
+    ground_state_cost: float = 1.0
+    site_cost: float = 1.0
+    #: most O sites in one build task (None: all sites of a structure). Sites of a task share its
+    #: ground state but reach disk only when the task ends: an expensive engine bounds what a
+    #: killed build can lose by splitting a structure's sites into tasks of at most this many.
+    sites_per_task: int | None = None
 
     def __init__(self, **params):
         self.params = dict(params)
@@ -64,6 +74,11 @@ class Engine(ABC):
     def provenance(self) -> dict:
         return {"engine": self.name, "engine_version": self.version,
                 "parameters": dict(self.params), "coreloss_version": __version__}
+
+    def relative_cost(self, n_atoms: int, n_sites: int) -> float:
+        """Relative cost of one structure task (see the class attributes)."""
+        return ((self.ground_state_cost + n_sites * self.site_cost)
+                * (n_atoms / 100.0) ** self.cost_exponent)
 
     @abstractmethod
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:

@@ -111,15 +111,24 @@ def lcao_populations(atoms, basis: str = "dzp", xc: str = "PBE", kpts=(1, 1, 1),
     """Mulliken charges and the atom-pair overlap-population matrix from a Gamma-point LCAO run.
 
     Returns ``(charges (n_atoms,), overlap_population (n_atoms, n_atoms), valence (n_atoms,))``
-    in e; the overlap population of atoms A, B is ``2 Re sum_{mu in A, nu in B} P_mu,nu S_nu,mu``;
-    ``valence`` is the number of valence electrons of each atom's setup.
+    in e (see :func:`populations`).
     """
     atoms = atoms.copy()
     atoms.set_initial_magnetic_moments(None)
     atoms.calc = _calc(mode="lcao", basis=basis, xc=xc, kpts=kpts, **calc_kw)
     atoms.get_potential_energy()
-    wfs = atoms.calc.wfs
-    n = len(atoms)
+    return populations(atoms.calc)
+
+
+def populations(calc):
+    """Mulliken charges, pair overlap populations and setup valences of a converged LCAO ``calc``.
+
+    The overlap population of atoms A, B is ``2 Re sum_{mu in A, nu in B} P_mu,nu S_nu,mu``
+    (symmetrised; the diagonal is twice the net population); the charge is the setup's valence
+    minus the gross population; ``valence`` is the number of valence electrons of each setup (e).
+    """
+    wfs = calc.wfs
+    n = len(wfs.setups)
     owner = np.empty(wfs.setups.nao, int)
     for a in range(n):
         m0 = wfs.basis_functions.M_a[a]

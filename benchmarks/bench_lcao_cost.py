@@ -1,0 +1,82 @@
+"""Seconds per O site of the gpaw-lcao engine for ~72, ~150 and ~290-atom supercells (one worker).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_cost.py \
+        --ids pyxtal-lt_quartz zeo-EEI zeo-AWO
+
+Structures from the embedded default set; the first unique O site of each, with the engine's
+defaults (``get_engine("gpaw-lcao")``). Per structure: the ground state (shared by a structure's
+sites) and the per-site core-hole SCF, wall seconds, the load average of the (shared) machine.
+Fits the builder's cost model ``(g + n_sites * s) * (N / 100) ** p`` to the measured ground-state
+and site times and writes everything to ``benchmarks/results/lcao_cost.json`` (resumable: done
+structures are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "lcao_cost.json"
+
+
+def main(argv=None):
+    from coreloss.engines import get_engine
+    from coreloss.sites import o_sites
+    from coreloss.structures import default_set_path, load_structures
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ids", nargs="+", default=["pyxtal-lt_quartz", "zeo-EEI", "zeo-AWO"])
+    ap.add_argument("-p", "--param", nargs="*", default=[], help="engine key=value")
+    args = ap.parse_args(argv)
+    from coreloss.dataset import parse_engine_params
+    params = parse_engine_params(args.param)
+    recs = {r.id: r for r in load_structures(default_set_path())}
+    res = json.loads(OUT.read_text()) if OUT.is_file() else {"per_structure": {}}
+    eng = get_engine("gpaw-lcao", **params)
+    for sid in args.ids:
+        key = f"{sid} {json.dumps(params, sort_keys=True)}"
+        if key in res["per_structure"]:
+            continue
+        s = recs[sid].structure
+        site = o_sites(s)[0].index
+        t0 = time.perf_counter()
+        r = eng.compute_sites(s, [site])[0]
+        wall = time.perf_counter() - t0
+        if isinstance(r, Exception):
+            res["per_structure"][key] = {"id": sid, "error": str(r), "wall_s": wall}
+        else:
+            t = r.provenance["timings_s"]
+            res["per_structure"][key] = {
+                "id": sid, "params": params, "supercell_atoms": r.provenance["supercell_atoms"],
+                "ground_state_s": t["ground_state_s"],
+                "site_s": sum(v for k, v in t.items() if k != "ground_state_s"),
+                "wall_s": wall, "load_avg_1min": os.getloadavg()[0], "timings_s": t}
+        print(json.dumps(res["per_structure"][key]), flush=True)
+        OUT.write_text(json.dumps(res, indent=1))
+    ok = [v for v in res["per_structure"].values() if "error" not in v and not v["params"]]
+    if len(ok) >= 2:
+        n = np.array([v["supercell_atoms"] for v in ok], float)
+        fit = {}
+        for what in ("ground_state_s", "site_s"):
+            p, loga = np.polyfit(np.log(n / 100.0), np.log([v[what] for v in ok]), 1)
+            fit[what] = {"exponent": float(p), "seconds_at_100_atoms": float(np.exp(loga))}
+        res["fit"] = fit
+    res["command"] = "benchmarks/bench_lcao_cost.py " + " ".join(argv or sys.argv[1:])
+    res["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                      "note": "shared 2-core machine: other jobs ran at the same time (see "
+                              "load_avg_1min); one worker, OMP_NUM_THREADS=1"}
+    OUT.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res.get("fit"), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Fidelity of the gpaw-lcao (default) and xtb engines against the plane-wave reference set.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_fidelity.py            # run + report
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_fidelity.py --schemes  # scheme choice
+
+Reference: the plane-wave half-core-hole spectra of ``bench_pw_reference.py`` (its part files or
+``datasets/sio2_pw_reference.h5``: PBE, 400 eV, images >= 8 Å, bands converged >= 25 eV above
+the first transition). Every reference site is recomputed with ``get_engine("gpaw-lcao")``
+(defaults) and ``get_engine("xtb")`` (defaults, same broadening), results cached per site in
+``benchmarks/results/fidelity_sites.json``. Reported per site: cosine of the onset-aligned,
+area-normalised spectra on -5..15 and -5..25 eV (``coreloss.spectra.DEFAULT_GRID``), labels;
+over the set: Spearman rank correlation between the engine's and the reference's pairwise
+cosine distances, and the alpha-quartz -> stishovite excitation-energy shift. ``--schemes``
+compares the candidate spectra of ``bench_lcao_schemes.py`` instead. Writes
+``benchmarks/results/fidelity_lcao.json`` (or ``lcao_schemes_fidelity.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CACHE = RESULTS / "fidelity_sites.json"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+WINDOWS = {"-5..15": 15.0, "-5..25": 25.0}
+
+
+def reference_rows() -> dict:
+    """(structure id, site) -> reference row (from the dataset file, else the part files)."""
+    from bench_pw_reference import OUT, PARTS
+
+    from coreloss.dataset_store import Table, list_parts, read_part, read_table
+
+    table = read_table(OUT) if OUT.is_file() else Table()
+    for p in list_parts(PARTS) if PARTS.is_dir() else []:
+        table.add(read_part(p))
+    return {k: {**v, "record": table.structures[k[0]]} for k, v in table.rows.items()}
+
+
+def aligned(energy, intensity, onset=None):
+    from coreloss.spectra import DEFAULT_GRID, align_to_grid, onset_energy
+
+    energy, intensity = np.asarray(energy, float), np.asarray(intensity, float)
+    onset = onset_energy(energy, intensity) if onset is None else onset
+    return align_to_grid(energy, intensity, onset, DEFAULT_GRID)
+
+
+def ref_spectrum(row):
+    e = row["raw_start"] + row["raw_step"] * np.arange(len(row["raw"]))
+    return aligned(e, row["raw"], row["onset"])
+
+
+def cosines(a, b) -> dict:
+    from coreloss.spectra import DEFAULT_GRID
+
+    e = DEFAULT_GRID.energies
+    out = {}
+    for name, top in WINDOWS.items():
+        m = e <= top + 1e-9
+        out[name] = float(np.dot(a[m], b[m]) / np.linalg.norm(a[m]) / np.linalg.norm(b[m]))
+    return out
+
+
+def rank_corr_of_distances(specs_ref, specs_eng, top: float) -> float | None:
+    """Spearman correlation between the two sets' pairwise cosine distances (window -5..top eV)."""
+    from scipy.stats import spearmanr
+
+    from coreloss.spectra import DEFAULT_GRID
+
+    m = DEFAULT_GRID.energies <= top + 1e-9
+    if len(specs_ref) < 3:
+        return None
+
+    def dist(x, y):
+        return 1.0 - float(np.dot(x[m], y[m]) / np.linalg.norm(x[m]) / np.linalg.norm(y[m]))
+    pairs = list(combinations(range(len(specs_ref)), 2))
+    d_ref = [dist(specs_ref[i], specs_ref[j]) for i, j in pairs]
+    d_eng = [dist(specs_eng[i], specs_eng[j]) for i, j in pairs]
+    return float(spearmanr(d_ref, d_eng)[0])
+
+
+def engine_site(engine: str, params: dict, record: dict, site: int) -> dict:
+    """Run (or reuse from the cache) one engine on one reference site."""
+    from pymatgen.core import Structure
+
+    from coreloss.engines import get_engine
+
+    key = json.dumps([engine, params, record["id"], site], sort_keys=True)
+    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    if key in cache:
+        return cache[key]
+    t0 = time.perf_counter()
+    r = get_engine(engine, **params).compute_sites(Structure.from_dict(record["structure"]), [site])[0]
+    wall = time.perf_counter() - t0
+    if isinstance(r, Exception):
+        rec = {"error": str(r), "wall_s": wall}
+    else:
+        rec = {"energy": r.energy.tolist(), "intensity": r.intensity.tolist(), "onset": r.onset,
+               "labels": r.labels, "wall_s": wall, "load_avg_1min": os.getloadavg()[0],
+               "timings_s": r.provenance.get("timings_s"),
+               "supercell_atoms": r.provenance.get("supercell_atoms"),
+               "empty_reach_eV": r.provenance.get("empty_reach_eV")}
+    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    cache[key] = rec
+    tmp = CACHE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache))
+    os.replace(tmp, CACHE)
+    return rec
+
+
+def _shift(labels: dict, key="excitation_energy"):
+    q = labels.get(("amcsd-Quartz-alpha", 3))
+    s = labels.get(("amcsd-Stishovite", 2))
+    return None if q is None or s is None else float(s[key] - q[key])
+
+
+def compare_engines(engines: dict) -> dict:
+    from coreloss.labels import LABEL_NAMES
+
+    refs = reference_rows()
+    out = {"reference_sites": [f"{k[0]}#{k[1]}" for k in refs], "engines": {}}
+    for name, (engine, params) in engines.items():
+        rows, sref, seng, lab_ref, lab_eng = [], [], [], {}, {}
+        for key, row in refs.items():
+            res = engine_site(engine, params, row["record"], key[1])
+            if "error" in res:
+                rows.append({"site": f"{key[0]}#{key[1]}", "error": res["error"]})
+                continue
+            a, b = ref_spectrum(row), aligned(res["energy"], res["intensity"], res["onset"])
+            sref.append(a)
+            seng.append(b)
+            lab_ref[key] = dict(zip(LABEL_NAMES, map(float, row["y"])))
+            lab_eng[key] = res["labels"]
+            rows.append({"site": f"{key[0]}#{key[1]}", "cosine": cosines(a, b),
+                         "labels": res["labels"], "reference_labels": {
+                             k: lab_ref[key][k] for k in res["labels"]},
+                         "wall_s": res["wall_s"], "supercell_atoms": res.get("supercell_atoms")})
+            print(name, json.dumps(rows[-1]), flush=True)
+        ok = [r for r in rows if "cosine" in r]
+        out["engines"][name] = {
+            "engine": engine, "parameters": params, "per_site": rows,
+            "min_cosine": {w: min(r["cosine"][w] for r in ok) for w in WINDOWS} if ok else None,
+            "mean_cosine": {w: float(np.mean([r["cosine"][w] for r in ok])) for w in WINDOWS}
+            if ok else None,
+            "rank_corr_pairwise_distances": {w: rank_corr_of_distances(sref, seng, t)
+                                             for w, t in WINDOWS.items()},
+            "quartz_to_stishovite_shift_eV": _shift(lab_eng),
+            "reference_quartz_to_stishovite_shift_eV": _shift(lab_ref)}
+    return out
+
+
+def compare_schemes(path: Path) -> dict:
+    """Candidate LCAO spectra of bench_lcao_schemes.py vs the PW reference (quartz, stishovite)."""
+    from coreloss.spectra import broaden_sticks
+
+    data = json.loads(path.read_text())
+    refs = reference_rows()
+    ids = {"Quartz-alpha": "amcsd-Quartz-alpha", "Stishovite": "amcsd-Stishovite"}
+    out = {}
+    for name, res in data.items():
+        if name.startswith("_") or ids.get(name) is None:
+            continue
+        ref = next((r for k, r in refs.items() if k[0] == ids[name]), None)
+        entry = {"timings_s": res["timings_s"], "dks_spinpol": res["dks_spinpol"],
+                 "dks_paired": res.get("dks_paired"), "schemes": {}}
+        if ref is not None:
+            entry["reference_excitation_energy"] = float(ref["y"][-1])
+        for scheme, (e, f, top) in res["sticks"].items():
+            e, f = np.asarray(e), np.asarray(f)
+            for cut in (20.0, 24.0, 28.0):
+                first = e.min()
+                keep = e <= min(first + cut, top)
+                grid = np.arange(first - 8, min(first + cut, top) + 5, 0.05)
+                spec = aligned(grid, broaden_sticks(e[keep], f[keep], grid, 1.0, 0.2))
+                entry["schemes"][f"{scheme}_cut{cut:g}"] = (
+                    cosines(ref_spectrum(ref), spec) if ref is not None else None)
+        out[name] = entry
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schemes", type=Path, nargs="?", const=RESULTS / "lcao_schemes_tzdp_h0.25.json")
+    ap.add_argument("--lcao-param", nargs="*", default=[], help="key=value for gpaw-lcao")
+    args = ap.parse_args(argv)
+    if args.schemes:
+        out = compare_schemes(args.schemes)
+        dest = RESULTS / "lcao_schemes_fidelity.json"
+    else:
+        from coreloss.dataset import parse_engine_params
+        lcao = parse_engine_params(args.lcao_param)
+        out = compare_engines({"gpaw-lcao": ("gpaw-lcao", lcao),
+                               "xtb": ("xtb", {"gaussian_fwhm": 1.0, "lorentzian_fwhm": 0.2})})
+        dest = RESULTS / "fidelity_lcao.json"
+    out["command"] = "benchmarks/bench_lcao_fidelity.py " + " ".join(argv or sys.argv[1:])
+    dest.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1)[:4000])
+
+
+if __name__ == "__main__":
+    main()

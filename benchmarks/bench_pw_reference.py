@@ -1,0 +1,189 @@
+"""Plane-wave half-core-hole reference spectra for the fidelity benchmark (one site at a time).
+
+    nohup env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_pw_reference.py run > pw.log &
+    .venv/bin/python benchmarks/bench_pw_reference.py assemble   # -> datasets/sio2_pw_reference.h5
+
+Reference settings (issue 9): ``get_engine("gpaw")`` in plane-wave mode, PBE, 400 eV, Gamma point,
+supercells with core-hole images >= 8 Å apart, empty bands converged >= 25 eV above the first
+transition (``spectrum_max_eV`` is recorded per site), Delta-KS excitation energy (full core hole,
+electron kept). Sites: :data:`SITES` (structures in ``benchmarks/results/pw_reference_structures.json``,
+made by ``make_reference_structures``). Every finished structure is saved as one part file in
+``benchmarks/results/pw_reference.parts`` (the format of :mod:`coreloss.dataset_store`), so a
+killed run resumes where it stopped; ``run`` waits while the file ``PAUSE`` exists next to the
+parts (to free the CPU for another job). ``assemble`` writes the coreloss dataset file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+STRUCTS = RESULTS / "pw_reference_structures.json"
+PARTS = RESULTS / "pw_reference.parts"
+OUT = ROOT / "datasets" / "sio2_pw_reference.h5"
+MINERALS = ROOT.parent / "shared" / "data" / "structures" / "minerals"
+
+#: plane-wave reference engine parameters (gpaw engine, mode pw)
+PW_PARAMS = {"mode": "pw", "ecut": 400.0, "min_image_distance": 8.0, "empty_ev": 32.0,
+             "converge_fraction": 0.85, "gaussian_fwhm": 1.0, "lorentzian_fwhm": 0.2}
+
+#: (structure id, O site indices) in the order they are computed (cheapest first)
+SITES = [("amcsd-Quartz-alpha", [3]), ("amcsd-Stishovite", [2]), ("zeo-CHA", None),
+         ("chgnet-quartz-900K", None), ("pyxtal-lt_cristobalite", None),
+         ("amcsd-Coesite", None)]
+
+
+def make_reference_structures(snapshot=None) -> list:
+    """Structure records of the reference set (minerals from ../shared, two from the default set,
+    the CHGNet snapshot from :mod:`make_snapshot` if given)."""
+    from pymatgen.core import Structure
+
+    from coreloss.structures import default_set_path, load_structures
+    from coreloss.structures.record import StructureRecord
+
+    recs = []
+    for name in ("Quartz-alpha", "Stishovite", "Coesite"):
+        s = Structure.from_file(MINERALS / f"{name}.cif")
+        recs.append(StructureRecord(f"amcsd-{name}", s, "amcsd", "AMCSD (../shared/data)",
+                                    {"file": f"minerals/{name}.cif"}))
+    default = {r.id: r for r in load_structures(default_set_path())}
+    recs += [default["zeo-CHA"], default["pyxtal-lt_cristobalite"]]
+    if snapshot is not None:
+        recs.append(snapshot)
+    return recs
+
+
+def make_snapshot(temperature_k: float = 900.0, steps: int = 1000, seed: int = 7):
+    """alpha-quartz 2x2x2 (72 atoms) after ``steps`` fs of CHGNet Langevin MD at ``temperature_k``
+    (fixed seed; CHGNet's bundled weights, offline) -> a StructureRecord ``chgnet-quartz-900K``."""
+    import numpy as np
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.units import fs
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+    from pymatgen.core import Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from coreloss.structures.record import StructureRecord
+
+    quartz = Structure.from_file(MINERALS / "Quartz-alpha.cif") * (2, 2, 2)
+    atoms = AseAtomsAdaptor.get_atoms(quartz)
+    atoms.calc = CHGNetCalculator(CHGNet.load(verbose=False), use_device="cpu")
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_k, rng=rng)
+    Langevin(atoms, 1.0 * fs, temperature_K=temperature_k, friction=0.02, rng=rng).run(steps)
+    snap = AseAtomsAdaptor.get_structure(atoms)
+    snap.remove_site_property("magmom") if "magmom" in snap.site_properties else None
+    meta = {"method": "CHGNet Langevin NVT", "temperature_K": temperature_k, "steps": steps,
+            "timestep_fs": 1.0, "friction": 0.02, "seed": seed, "start": "minerals/Quartz-alpha.cif 2x2x2"}
+    return StructureRecord("chgnet-quartz-900K", snap, "generated-chgnet-md",
+                           "CHGNet: B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)", meta)
+
+
+def _sites_for(rec) -> list[int]:
+    """Chosen O sites: the listed ones, else the first unique O site; coesite: the 180 deg site
+    and the one with the smallest Si-O-Si angle; the snapshot: the O with the smallest and the
+    largest Si-O-Si angle."""
+    from coreloss.sites import o_sites
+
+    listed = dict(SITES)[rec.id]
+    if listed is not None:
+        return listed
+    sites = o_sites(rec.structure)
+    if rec.id in ("amcsd-Coesite", "chgnet-quartz-900K"):
+        by_angle = sorted(sites, key=lambda s: s.labels()["bond_angle"])
+        return sorted({by_angle[0].index, by_angle[-1].index})
+    return [sites[0].index]
+
+
+def run(args) -> None:
+    from coreloss.dataset import compute_structure
+    from coreloss.dataset_store import list_parts, read_part, write_part
+    from coreloss.engines import get_engine
+    from coreloss.spectra import DEFAULT_GRID
+    from coreloss.structures import load_structures
+
+    PARTS.mkdir(parents=True, exist_ok=True)
+    eng = get_engine("gpaw", **PW_PARAMS, log_dir=str(RESULTS / "pw_reference.logs"))
+    for sid, _ in SITES:
+        if args.only and sid not in args.only:
+            continue
+        while (PARTS / "PAUSE").exists():
+            time.sleep(10)
+        records = {r.id: r for r in load_structures(STRUCTS)}  # re-read: the snapshot may come later
+        if sid not in records:
+            print(f"skip {sid}: not in {STRUCTS.name}", flush=True)
+            continue
+        done = {(p["structure_id"]) for p in map(read_part, list_parts(PARTS)) if p["sites"]}
+        if sid in done:
+            continue
+        sites = _sites_for(records[sid])
+        print(f"{time.strftime('%H:%M:%S')} {sid} sites {sites}: running", flush=True)
+        t0 = time.perf_counter()
+        res = compute_structure(eng, records[sid].to_dict(), DEFAULT_GRID, only_sites=sites)
+        write_part(PARTS, res)
+        print(f"{time.strftime('%H:%M:%S')} {sid}: {len(res['sites'])} sites, "
+              f"{len(res['failures'])} failed, {time.perf_counter() - t0:.0f} s "
+              f"{[f['reason'] for f in res['failures']]}", flush=True)
+
+
+def assemble(args) -> None:
+    from coreloss import __version__
+    from coreloss.dataset_store import Table, list_parts, now, read_part, write_dataset
+    from coreloss.engines import get_engine
+    from coreloss.labels import LABEL_UNITS
+    from coreloss.spectra import DEFAULT_GRID
+
+    table = Table()
+    for p in list_parts(PARTS):
+        table.add(read_part(p))
+    eng = get_engine("gpaw", **PW_PARAMS)
+    prov = {"engine": "gpaw", "engine_spec": "gpaw", "parameters": PW_PARAMS,
+            "grid": DEFAULT_GRID.to_dict(), "engine_version": eng.version,
+            "coreloss_version": __version__, "created": now(), "updated": now(),
+            "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
+            "structure_source": str(STRUCTS.relative_to(ROOT)),
+            "sites": "selected O sites (benchmarks/bench_pw_reference.py SITES)",
+            "purpose": "plane-wave half-core-hole reference set (issue 9 fidelity, issue 11 transfer)",
+            "command": "benchmarks/bench_pw_reference.py run; ... assemble"}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    write_dataset(OUT, table, DEFAULT_GRID, prov)
+    print(f"wrote {OUT}: {len(table.rows)} sites of {len(table.structures)} structures, "
+          f"{len(table.failures)} failures")
+
+
+def main(argv=None):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["snapshot", "structures", "run", "assemble"])
+    ap.add_argument("--only", nargs="*", help="structure ids to run (default: all of SITES)")
+    args = ap.parse_args(argv)
+    if args.what == "snapshot":
+        from coreloss.structures.record import save_structures
+        save_structures([make_snapshot()], RESULTS / "snapshot_quartz_900K.json")
+        print(f"wrote {RESULTS / 'snapshot_quartz_900K.json'}")
+    elif args.what == "structures":
+        from coreloss.structures.record import load_structures, save_structures
+        snap = None
+        if STRUCTS.is_file():
+            snap = next((r for r in load_structures(STRUCTS) if r.id == "chgnet-quartz-900K"), None)
+        if snap is None and (RESULTS / "snapshot_quartz_900K.json").is_file():
+            snap = load_structures(RESULTS / "snapshot_quartz_900K.json")[0]
+        save_structures(make_reference_structures(snap), STRUCTS)
+        print(f"wrote {STRUCTS}")
+    elif args.what == "run":
+        run(args)
+    else:
+        assemble(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The ``gpaw-lcao`` engine: PBE DFT in an LCAO basis with an O 1s core hole (the default engine).
+
+Per structure, on a supercell whose periodic images of the excited O are >= ``min_image_distance``
+apart (Gamma point), one spin-paired LCAO ground state gives ``E_gs`` (+ GPAW's reference energy),
+the Mulliken charges and the O-cation overlap populations (BOP; :func:`coreloss.engines.gpaw.populations`).
+
+Per O site, ``scheme``:
+
+* ``"hch+xch"`` (default, two SCFs a site): full core hole (``fch1s`` setup) on the site with the
+  excited electron kept in the cell (``charge=-1``, spin-polarised, magnetic moment fixed at 1:
+  "XCH", GPAW's Delta-KS recipe). Its total energy gives the absolute Delta-KS excitation energy
+  ``E_xch - E_gs`` (eV). The spectrum comes from a half-core-hole (``hch1s``, transition
+  potential) calculation: O 1s -> empty-state dipole sticks from :class:`gpaw.xas.XAS`, first
+  transition placed at the excitation energy;
+* ``"xch"`` (one SCF a site): energy and spectrum from the XCH calculation (its spin-0 states
+  from the one holding the excited electron up). Cheaper, further from the half-core-hole
+  plane-wave reference (docs/engines.md).
+
+LCAO states far above the first transition are artefacts of the finite basis: sticks more than
+``empty_cut_ev`` above the first transition are dropped; the limit reached is recorded
+(``spectrum_max_eV``). Sticks are Voigt-broadened on a uniform absolute energy axis (eV).
+Bases other than the shipped ``dzp`` are generated on first use (:mod:`coreloss.engines.gpaw_basis`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from coreloss.engines._supercell import make_supercell
+from coreloss.engines.base import Engine, EngineError, SiteResult
+from coreloss.engines.gpaw import _calc, _import_gpaw, populations, total_energy
+from coreloss.errors import CorelossError
+from coreloss.spectra import broaden_sticks, onset_energy
+
+SCHEMES = ("xch", "hch+xch")
+
+
+def lcao_ground_state(atoms, **calc_kw):
+    """Spin-paired LCAO ground state: ``(E_gs eV incl. reference energy, charges, pops, valence)``."""
+    atoms = atoms.copy()
+    atoms.set_initial_magnetic_moments(None)
+    atoms.calc = _calc(**calc_kw)
+    e = total_energy(atoms)
+    return (e, *populations(atoms.calc))
+
+
+def xch_state(atoms, index: int, spinpol: bool = False, setup: str = "fch1s", **calc_kw):
+    """Full core hole on ``index``, excited electron kept (``charge=-1``); returns ``(E eV, calc)``.
+
+    Spin-paired by default (the electron half-fills the lowest empty level of both spins);
+    ``spinpol=True``: spin-polarised with the magnetic moment fixed at 1 (GPAW's Delta-KS recipe).
+    Zero-width Fermi-Dirac occupations either way.
+    """
+    from gpaw import FermiDirac
+
+    atoms = atoms.copy()
+    if spinpol:
+        magmoms = np.zeros(len(atoms))
+        magmoms[index] = 1.0
+        atoms.set_initial_magnetic_moments(magmoms)
+        extra = {"spinpol": True, "occupations": FermiDirac(0.0, fixmagmom=True)}
+    else:
+        atoms.set_initial_magnetic_moments(None)
+        extra = {"occupations": FermiDirac(0.0)}
+    atoms.calc = _calc(charge=-1, setups={index: setup}, **extra, **calc_kw)
+    return total_energy(atoms), atoms.calc
+
+
+def hch_state(atoms, index: int, setup: str = "hch1s", **calc_kw):
+    """Half core hole on ``index`` (neutral, spin-paired; transition potential); returns the calc."""
+    atoms = atoms.copy()
+    atoms.set_initial_magnetic_moments(None)
+    atoms.calc = _calc(setups={index: setup}, **calc_kw)
+    atoms.get_potential_energy()
+    return atoms.calc
+
+
+def xas_sticks(calc, index: int, first: float, include_excited: bool = False):
+    """O 1s -> empty-state sticks of a core-hole ``calc``: ``(energies eV, strengths, e_top eV)``.
+
+    Strengths summed over x, y, z; the first stick sits at ``first``; ``include_excited``: the
+    calculation is a spin-polarised XCH whose spin-0 channel already holds the excited electron,
+    so its highest occupied state is the first final state. ``e_top``: the highest state on that axis.
+    """
+    from gpaw.xas import XAS
+
+    xas = XAS(calc, mode="xas", center=index, spin=0,
+              relative_index_lumo=-1 if include_excited else 0)
+    energies, f_cn = xas.get_oscillator_strength(dks=first)
+    shift = first - float(np.min(xas.eps_kn))
+    return np.asarray(energies, float), np.asarray(f_cn).sum(axis=0), float(np.max(xas.eps_kn)) + shift
+
+
+class GPAWLCAOEngine(Engine):
+    """LCAO PBE core-hole engine (see module docstring).
+
+    basis: LCAO basis type (``tzdp`` default; ``dzp`` ships with gpaw-data); h: real-space grid
+    spacing (Å); scheme: ``xch`` or ``hch+xch``; xch_spinpol: spin-polarised XCH (2x cost);
+    empty_cut_ev: sticks kept up to this many eV above the first transition; min_image_distance:
+    Å between periodic images of the excited O; gaussian_fwhm, lorentzian_fwhm: Voigt broadening
+    (eV); de: output axis step (eV); log_dir: folder for GPAW text logs (default: silent).
+    """
+
+    name = "gpaw-lcao"
+
+    def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
+                 xch_spinpol: bool = True, empty_cut_ev: float = 24.0,
+                 min_image_distance: float = 8.0, gaussian_fwhm: float = 1.0,
+                 lorentzian_fwhm: float = 0.2, de: float = 0.05, maxiter: int = 300,
+                 log_dir: str | None = None):
+        if scheme not in SCHEMES:
+            raise CorelossError(f"gpaw-lcao engine: scheme must be one of {SCHEMES}, not {scheme!r}")
+        if not (h > 0 and empty_cut_ev > 0 and min_image_distance > 0):
+            raise CorelossError("gpaw-lcao engine: h, empty_cut_ev and min_image_distance must be > 0")
+        # cost model (dataset builds): per site XCH (spin-polarised, ~2-2.5 ground states) plus
+        # hch (~1); fitted in docs/engines.md / benchmarks/bench_lcao_cost.py
+        self.site_cost = 3.0 if scheme == "hch+xch" else 2.3
+        self.sites_per_task = 6  # ~30 min of work at most in flight per worker (72 atoms)
+        super().__init__(basis=str(basis), h=float(h), xc=xc, scheme=scheme,
+                         xch_spinpol=bool(xch_spinpol), empty_cut_ev=float(empty_cut_ev),
+                         min_image_distance=float(min_image_distance),
+                         gaussian_fwhm=float(gaussian_fwhm), lorentzian_fwhm=float(lorentzian_fwhm),
+                         de=float(de), maxiter=int(maxiter), log_dir=log_dir)
+
+    @property
+    def version(self) -> str:
+        try:
+            import gpaw
+        except ImportError:
+            return "gpaw not installed"
+        return f"gpaw {gpaw.__version__}"
+
+    def _kw(self, tag: str) -> dict:
+        p = self.params
+        txt = None
+        if p["log_dir"]:
+            Path(p["log_dir"]).mkdir(parents=True, exist_ok=True)
+            txt = str(Path(p["log_dir"]) / f"{tag}.txt")
+        return {"mode": "lcao", "basis": p["basis"], "h": p["h"], "xc": p["xc"],
+                "kpts": (1, 1, 1), "maxiter": p["maxiter"], "nbands": "nao", "txt": txt}
+
+    def _core_holes(self) -> tuple[str, ...]:
+        return ("fch1s",) if self.params["scheme"] == "xch" else ("hch1s", "fch1s")
+
+    def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        from coreloss.engines import gpaw_basis, gpaw_setups
+
+        _import_gpaw()
+        if not hasattr(structure, "lattice"):  # ASE Atoms
+            structure = AseAtomsAdaptor.get_structure(structure)
+        sites = [int(i) for i in site_indices]
+        for i in sites:
+            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
+                raise CorelossError(f"site {i} is not an O atom of this "
+                                    f"{structure.composition.reduced_formula} structure")
+        if not sites:
+            return []
+        p = self.params
+        setup_dir = gpaw_setups.activate(self._core_holes(), p["xc"])
+        bases = gpaw_basis.ensure_bases([s.specie.symbol for s in structure], p["basis"],
+                                        self._core_holes(), p["xc"])
+        sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
+        n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
+        atoms = AseAtomsAdaptor.get_atoms(sc)
+        t0 = time.perf_counter()
+        try:
+            e_gs, charges, pops, valence = lcao_ground_state(atoms, **self._kw("ground_state"))
+        except Exception as exc:  # SCF failure etc.: every site of this structure fails
+            msg = f"gpaw-lcao ground state failed: {type(exc).__name__}: {exc}".replace("\n", " ")
+            return [EngineError(msg) for _ in sites]
+        t_gs = time.perf_counter() - t0
+        base = self.provenance()
+        base.update({"supercell_matrix": np.diag(scale).tolist(), "supercell_atoms": len(atoms),
+                     "setups": {"excited": list(self._core_holes()), "others": "gpaw-data standard",
+                                "cache": str(setup_dir)},
+                     "bases": bases, "kpts": "Gamma (supercell)", "nbands": "nao (all LCAO states)",
+                     "occupied_bands": int(round(valence.sum() / 2.0)),
+                     "excitation_energy": "Delta-KS E(XCH: fch1s, charge -1, "
+                     + ("spin-polarised, fixed magmom 1" if p["xch_spinpol"] else "spin-paired")
+                     + ") - E(ground state), both + GPAW reference energies",
+                     "spectrum": "XCH final state (fch1s, electron kept)" if p["scheme"] == "xch"
+                     else "half core hole (hch1s, transition potential)",
+                     "broadening": {"profile": "voigt", "gaussian_fwhm_eV": p["gaussian_fwhm"],
+                                    "lorentzian_fwhm_eV": p["lorentzian_fwhm"]},
+                     "energy_reference": "Delta-KS excitation energy at the first transition",
+                     "mulliken_basis": p["basis"],
+                     "units": {"energy": "eV", "mulliken_charge": "e", "bop": "e"}})
+        out: list[SiteResult | EngineError] = []
+        for i in sites:
+            try:
+                out.append(self._site(sc, atoms, i, i * n_cells, e_gs, charges, pops, t_gs, base))
+            except Exception as exc:  # noqa: BLE001 - one failed site never stops the others
+                out.append(EngineError(f"gpaw-lcao site {i}: {type(exc).__name__}: {exc}"
+                                       .replace("\n", " ")))
+        return out
+
+    def _site(self, sc, atoms, i, j, e_gs, charges, pops, t_gs, base) -> SiteResult:
+        from coreloss.sites import first_shell
+
+        p = self.params
+        timings = {"ground_state_s": t_gs}
+        t0 = time.perf_counter()
+        e_x, calc = xch_state(atoms, j, p["xch_spinpol"], **self._kw(f"xch_{i}"))
+        timings["xch_s"] = time.perf_counter() - t0
+        dks = e_x - e_gs
+        if p["scheme"] == "xch":
+            e_st, f_st, e_top = xas_sticks(calc, j, dks, include_excited=p["xch_spinpol"])
+        else:
+            t0 = time.perf_counter()
+            calc = hch_state(atoms, j, **self._kw(f"hch_{i}"))
+            timings["hch_s"] = time.perf_counter() - t0
+            e_st, f_st, e_top = xas_sticks(calc, j, dks)
+        e_max = min(dks + p["empty_cut_ev"], e_top)
+        keep = e_st <= e_max
+        energy = np.arange(dks - 8.0, e_max + 5.0, p["de"])
+        inten = broaden_sticks(e_st[keep], f_st[keep], energy, p["gaussian_fwhm"], p["lorentzian_fwhm"])
+        shell = first_shell(sc, j)  # distinct atoms in the supercell
+        bop = float(sum(pops[j, c] for c in dict.fromkeys(c for c, _ in shell)))
+        prov = dict(base)
+        prov.update({"timings_s": timings, "supercell_index": j, "first_shell": shell,
+                     "spectrum_max_eV": e_max, "highest_state_eV": e_top,
+                     "empty_reach_eV": e_max - dks, "E_gs_eV": e_gs, "E_xch_eV": e_x,
+                     "n_sticks": int(keep.sum())})
+        return SiteResult(i, energy, inten, onset_energy(energy, inten),
+                          {"mulliken_charge": float(charges[j]), "bop": bop,
+                           "excitation_energy": float(dks)}, prov)

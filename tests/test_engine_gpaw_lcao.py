@@ -1,0 +1,107 @@
+"""The gpaw-lcao engine on tiny cells: generated bases, the absolute energy scale, O environments.
+
+Two 6-atom SiO2 cells (ht-cristobalite, linear Si-O-Si; rutile-type, threefold O) with the shipped
+dzp basis on a coarse grid and core-hole images only a cell apart: physics too crude for data, but
+every step of the engine runs (~10-30 s for the file).
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+pytest.importorskip("gpaw", reason="GPAW is not installed (pip install gpaw gpaw-data)")
+
+from coreloss.engines import get_engine  # noqa: E402
+from coreloss.engines import gpaw_basis  # noqa: E402
+from coreloss.errors import CorelossError  # noqa: E402
+
+FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def setup_cache(tmp_path_factory):
+    """Generate core-hole setups and bases into a private cache, not the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CORELOSS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def cristobalite() -> Structure:
+    """Idealised ht-cristobalite (Fd-3m primitive cell): O between two Si, Si-O-Si 180 deg."""
+    a = 7.46 / np.sqrt(2)
+    lat = Lattice.from_parameters(a, a, a, 60, 60, 60)
+    return Structure(lat, ["Si", "Si", "O", "O", "O", "O"],
+                     [[0, 0, 0], [0.75, 0.75, 0.75], [0.375, 0.875, 0.875], [0.875, 0.375, 0.875],
+                      [0.875, 0.875, 0.375], [0.875, 0.875, 0.875]])
+
+
+def rutile_type() -> Structure:
+    """Stishovite (rutile type): O bonded to three Si, Si-O-Si 2 x 130.7 + 98.6 deg."""
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.177, 2.665), ["Si", "O"],
+                                     [[0, 0, 0], [0.3062, 0.3062, 0]])
+
+
+@pytest.fixture(scope="module")
+def two_sites():
+    eng = get_engine("gpaw-lcao", **FAST)
+    return eng, eng.compute_sites(cristobalite(), [2])[0], eng.compute_sites(rutile_type(), [2])[0]
+
+
+def test_tiny_lcao_sites(two_sites):
+    eng, a, b = two_sites
+    for r in (a, b):
+        assert not isinstance(r, Exception), r
+        assert np.all(np.isfinite(r.intensity)) and r.intensity.min() >= 0 and r.intensity.max() > 0
+        assert np.allclose(np.diff(r.energy), eng.params["de"])
+        # absolute scale: Delta-KS O 1s -> first empty state near the ~535-540 eV SiO2 edge,
+        # the spectrum starts at that energy
+        e_x = r.labels["excitation_energy"]
+        assert 525 < e_x < 550
+        assert r.energy[0] < e_x <= r.onset + 1.0 and r.onset < e_x + 10.0  # weak first states
+        assert r.labels["mulliken_charge"] < 0 and r.labels["bop"] > 0
+        p = r.provenance
+        assert p["engine"] == "gpaw-lcao" and p["mulliken_basis"] == "dzp"
+        assert p["empty_reach_eV"] == pytest.approx(min(eng.params["empty_cut_ev"],
+                                                        p["highest_state_eV"] - e_x))
+        assert p["spectrum_max_eV"] + 5.0 - eng.params["de"] <= r.energy[-1] + 1e-9
+        assert {"ground_state_s", "xch_s"} <= set(p["timings_s"])
+        assert np.trapezoid(r.aligned(), dx=0.1) == pytest.approx(1.0, rel=1e-6)
+    # two O environments (twofold linear vs threefold) give different spectra and energies
+    cos = float(np.dot(a.aligned(), b.aligned())
+                / np.linalg.norm(a.aligned()) / np.linalg.norm(b.aligned()))
+    assert cos < 0.95
+    assert abs(a.labels["excitation_energy"] - b.labels["excitation_energy"]) > 0.1
+    assert a.provenance["first_shell"] != b.provenance["first_shell"]
+
+
+def test_generated_basis_cached_and_named_by_setup():
+    path = gpaw_basis.ensure_basis("O", "szp", "hch1s")
+    assert path.name == "O.hch1s.szp.basis" and path.stat().st_size > 1000
+    mtime = path.stat().st_mtime_ns
+    assert gpaw_basis.ensure_basis("O", "szp", "hch1s").stat().st_mtime_ns == mtime
+    assert gpaw_basis.ensure_basis("Si", "dzp") is None  # shipped with gpaw-data
+    with pytest.raises(CorelossError):
+        gpaw_basis.ensure_basis("O", "not-a-basis")
+
+
+def test_engine_params_and_errors():
+    eng = get_engine("gpaw-lcao", **FAST)
+    assert pickle.loads(pickle.dumps(eng)).params == eng.params
+    with pytest.raises(CorelossError, match="not an O atom"):
+        eng.compute_sites(rutile_type(), [0])
+    with pytest.raises(CorelossError, match="scheme"):
+        get_engine("gpaw-lcao", scheme="zz")
+    assert eng.relative_cost(200, 3) > eng.relative_cost(100, 3) > eng.relative_cost(100, 1)
+
+
+def test_dataset_build_defaults_to_the_dft_engine():
+    import inspect
+
+    from coreloss.cli.dataset import build
+    from coreloss.dataset import build_dataset
+
+    assert inspect.signature(build_dataset).parameters["engine"].default == "gpaw-lcao"
+    assert inspect.signature(build).parameters["engine"].default.default == "gpaw-lcao"
