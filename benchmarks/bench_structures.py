@@ -32,16 +32,20 @@ def main() -> None:
     t = time.perf_counter()
     raw += sources.read_aflow(dropped, args.max_atoms) + sources.read_pyxtal(dropped)
     minerals = sources.find_minerals_dir()
-    raw += sources.read_minerals(minerals, dropped) if minerals else build.shipped_minerals()
+    raw += sources.read_minerals(minerals, dropped) if minerals else []
     raw += build.shipped_generated()
+    derived = build.shipped_chgnet()
     times["read_other"] = time.perf_counter() - t
     t = time.perf_counter()
-    ok = [r for r in raw if not checks.check_sio2(r.structure)]
+    ok = [r for r in raw + derived if not checks.check_sio2(r.structure)]
     times["checks"] = time.perf_counter() - t
     t = time.perf_counter()
-    unique, dups = dedup.deduplicate(ok)
+    unique, dups = dedup.deduplicate([r for r in ok if r.source not in dedup.CHGNET_SOURCES])
+    unique, more = dedup.merge_chgnet(unique, [r for r in ok if r.source in dedup.CHGNET_SOURCES], dict(dups))
+    dups += more
     times["dedup"] = time.perf_counter() - t
     total = sum(times.values())
+    raw += derived
     result = {"max_atoms": args.max_atoms, "seconds": {k: round(v, 2) for k, v in times.items()},
               "share": {k: round(v / total, 3) for k, v in times.items()},
               "total_seconds": round(total, 2), "read": len(raw), "passed_checks": len(ok),

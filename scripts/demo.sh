@@ -16,7 +16,7 @@ t0=$(date +%s)
 stage() { echo; echo "== $1   [$(( $(date +%s) - t0 )) s]"; }
 
 stage "1. structure set (IZA zeolites, AFLOW/pyxtal prototypes, AMCSD minerals, CHGNet-generated phases)"
-$CL structures build --out "$OUT/structures.json"
+$CL structures build --out "$OUT/structures.json" --overwrite
 
 stage "2. symmetry-unique O sites and geometric labels"
 $CL sites summary "$OUT/structures.json" --png "$OUT/geometric_labels.png" --csv "$OUT/o_sites.csv"

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from coreloss.build_progress import build_progress
 from coreloss.dataset import build_dataset, load_dataset
 from coreloss.dataset_store import collect, parts_dir
 from coreloss.engines.base import Engine, EngineError, SiteResult
@@ -233,7 +234,7 @@ def test_resume_after_kill_9(tmp_path):
     cmd = [sys.executable, "-m", "coreloss", "dataset", "build", "--engine", "test_dataset:ToyEngine",
            "-p", "delay=0.12", "--structures", str(sset), "--out", str(out), "--workers", "1",
            "--checkpoint-every", "12"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -245,6 +246,14 @@ def test_resume_after_kill_9(tmp_path):
         proc.wait()
     before, _ = collect(out)
     assert 3 <= len(before.structures) < 6, "kill came too late to test a resume"
+    prog = build_progress(out)  # progress and ETA read from disk after the kill
+    done = len(before.structures)
+    assert prog["planned_tasks"] == 6 and prog["done_tasks"] == done
+    assert prog["left_tasks"] == 6 - done and prog["left_sites_estimated"] == 6 * (6 - done)
+    assert prog["sites_in_file_and_parts"] == 6 * done and prog["eta_hours"] > 0
+    info = subprocess.run([sys.executable, "-m", "coreloss", "dataset", "info", str(out)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and f"{done}/6 planned tasks done" in info.stdout, info.stderr
     r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     ds = load_dataset(out)
@@ -257,7 +266,7 @@ def test_resume_after_kill_9(tmp_path):
         assert np.array_equal(ds.X[i], row["x"]) and np.array_equal(ds.y[i], row["y"], equal_nan=True)
     pids = {p["engine"]["pid"] for p in ds.site_provenance}
     assert len(pids) == 2  # one worker before the kill, one after
-    assert not parts_dir(out).exists()
+    assert not parts_dir(out).exists() and build_progress(out) is None
 
 
 def test_external_scheduler_gives_same_results(tmp_path, small_set):
@@ -295,3 +304,32 @@ def test_subset_drops_a_source_and_never_overwrites(tmp_path, capsys, monkeypatc
     assert sub.read_bytes() == before
     code, err = cli(capsys, monkeypatch, "dataset", "subset", str(full), str(tmp_path / "e.h5"), "--ids", "nope")
     assert code == 1 and "empty" in err and not (tmp_path / "e.h5").exists()
+
+
+class SplitToyEngine(ToyEngine):
+    """ToyEngine whose build tasks hold at most 2 O sites."""
+
+    sites_per_task = 2
+
+
+def test_sites_per_task_splits_tasks_same_results(tmp_path):
+    sset = write_set(tmp_path / "s.json", {"q-p": quartz(1.0, 0.03, 2)})  # 6 unique O sites
+    whole = build_dataset(tmp_path / "a.h5", sset, engine="test_dataset:ToyEngine", workers=0)
+    split = build_dataset(tmp_path / "b.h5", sset, engine="test_dataset:SplitToyEngine", workers=0)
+    assert whole.new_sites == split.new_sites == 6 and split.structures_done == 3
+    a, b = load_dataset(tmp_path / "a.h5"), load_dataset(tmp_path / "b.h5")
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert {p["task_sites"] for p in b.site_provenance} == {2}
+
+
+def test_split_tasks_follows_the_pick_order():
+    from coreloss.dataset import split_tasks
+    recs = {k: {"id": k, "structure": quartz(1.0, 0.03, s).as_dict()} for s, k in enumerate("ab")}
+    rank = {("a", 0): 0, ("b", 5): 1, ("a", 3): 2, ("b", 1): 3, ("a", 4): 4, ("b", 2): 5}
+    todo = [(recs["a"], [0, 3, 4]), (recs["b"], [1, 2, 5])]
+    out = split_tasks(todo, 2, rank)
+    assert [(r["id"], only) for r, only in out] == [("a", [0, 3]), ("b", [1, 5]), ("a", [4]), ("b", [2])]
+    assert split_tasks(todo, None, rank) == todo
+    whole = split_tasks([(recs["a"], None)], 4)  # all 6 sites of a structure, in order
+    idx = [s.index for s in o_sites(quartz(1.0, 0.03, 0))]
+    assert len(idx) == 6 and [only for _, only in whole] == [idx[:4], idx[4:]]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from coreloss.errors import CorelossError
-from coreloss.measured.preprocess import (PreprocessConfig, align_rows, onsets, powerlaw_fit,
-                                          preprocess_block, snr_rows, zlp_fwhm)
+from coreloss.measured.preprocess import PreprocessConfig, powerlaw_fit, preprocess_block, zlp_fwhm
 from coreloss.measured.readers import read_measured
 from coreloss.spectra import DEFAULT_GRID, align_to_grid, estimate_snr, onset_energy
 
@@ -129,16 +128,23 @@ def test_powerlaw_fit_agrees_with_exspy_on_real_spectrum():
     assert np.max(np.abs(ours / theirs - 1)) < 0.02
 
 
+def onsets(e, y, sustain_ev=0.0):
+    """The one onset rule (coreloss.spectra.onset_energy) on a block of spectra."""
+    return onset_energy(e, y, sustain_ev=sustain_ev)
+
+
 def test_vectorised_onset_matches_reference_rule():
     e = np.arange(520.0, 572.0, 0.1)
     rng = np.random.default_rng(3)
     y = synthetic_edge(e, bg=False, n=5, noise=2.0, rng=rng)
-    got = onsets(e, y)
-    ref = [onset_energy(e, row) for row in y]
-    assert np.allclose(got, ref, atol=1e-9)
+    for sus in (0.0, 0.5):
+        got = onsets(e, y, sustain_ev=sus)
+        ref = [onset_energy(e, row, sustain_ev=sus) for row in y]
+        assert np.allclose(got, ref, atol=1e-9)
     clean = synthetic_edge(e, onset=533.0, bg=False)
     assert 532.0 < onsets(e, clean)[0] < 534.5  # on a known synthetic edge
     assert onsets(e, clean, sustain_ev=0.5)[0] == pytest.approx(onsets(e, clean)[0])  # same on clean edges
+    assert onset_energy(e, clean[0]) == pytest.approx(onsets(e, clean, 0.5)[0])  # default rule: sustained
 
 
 def test_sustained_onset_ignores_pre_edge_noise_spikes():
@@ -154,11 +160,11 @@ def test_vectorised_alignment_and_snr_match_reference():
     e = np.arange(520.0, 572.0, 0.07)
     y = synthetic_edge(e, bg=False, n=4, noise=1.0)
     on = np.array([533.0, 535.2, 536.7, 530.1])
-    X = align_rows(e, y, on, DEFAULT_GRID)
+    X = align_to_grid(e, y, on, DEFAULT_GRID)
     ref = np.stack([align_to_grid(e, row, o, DEFAULT_GRID) for row, o in zip(y, on)])
     assert np.allclose(X, ref, atol=1e-10)
     assert np.allclose(np.trapezoid(X, dx=DEFAULT_GRID.step, axis=1), 1.0)  # unit area on the grid
-    assert np.allclose(snr_rows(e, y), [estimate_snr(e, row) for row in y])
+    assert np.allclose(estimate_snr(e, y), [estimate_snr(e, row) for row in y])
 
 
 def test_pipeline_aligns_onset_shift_and_records_stages():

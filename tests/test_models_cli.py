@@ -51,3 +51,28 @@ def test_cli_refuses_to_overwrite_and_bad_input(work):
     r = runner.invoke(app, ["simulate", str(work / "nothing.cif"), "--model", str(work / "x.pt"),
                             "--out", str(work / "s2")])
     assert r.exit_code != 0
+
+
+def test_evaluate_transfer_scores_every_site_geometric_only(work):
+    if not (work / "m.pt").is_file():
+        test_train_evaluate_simulate(work)
+    synthetic_structure_dataset(work / "ref.h5", n_structures=4, seed=11)
+    r = runner.invoke(app, ["evaluate", str(work / "ref.h5"), "--model", str(work / "m.pt"),
+                            "--transfer", "--out", str(work / "tr")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((work / "tr" / "transfer.json").read_text())
+    from coreloss.dataset import load_dataset
+    n = len(load_dataset(work / "ref.h5"))
+    assert doc["n_sites"] == n == len(doc["sites"])
+    assert doc["labels"] == ["bond_length", "bond_angle", "voronoi_volume"]
+    site = doc["sites"][0]
+    assert {"bond_angle_true", "bond_angle_pred", "bond_angle_std", "ood_flag"} <= set(site)
+    assert "bop_pred" not in site
+    rows = (work / "tr" / "transfer.csv").read_text().strip().splitlines()
+    assert len(rows) == n + 1
+    r = runner.invoke(app, ["evaluate", str(work / "ref.h5"), "--model", str(work / "m.pt"),
+                            "--transfer", "--labels", "colour", "--out", str(work / "tr2")])
+    assert r.exit_code != 0 and "unknown label" in str(r.exception)
+    r = runner.invoke(app, ["evaluate", str(work / "ref.h5"), "--model", str(work / "m.pt"),
+                            "--transfer", "--out", str(work / "tr")])
+    assert r.exit_code != 0  # refuses to overwrite

@@ -89,3 +89,35 @@ def test_cosine_similarity():
     a = np.array([[1.0, 0.0], [1.0, 1.0]])
     assert np.allclose(cosine_similarity(a, a), 1.0)
     assert cosine_similarity([1.0, 0.0], [0.0, 1.0])[0] == pytest.approx(0.0)
+
+
+def test_operations_work_along_the_last_axis_of_any_array():
+    """One spectrum core: a block of spectra gives what each spectrum gives alone."""
+    rng = np.random.default_rng(2)
+    e = np.linspace(520, 570, 501)
+    block = np.stack([[broaden_sticks([530 + 3 * i + j], [1.0], e, 1.0, 0.3) for j in range(3)]
+                      for i in range(2)]) + rng.normal(0, 1e-3, (2, 3, e.size))  # (2, 3, n)
+    on = onset_energy(e, block)
+    assert on.shape == (2, 3)
+    assert np.allclose(on, [[onset_energy(e, s) for s in row] for row in block], atol=1e-12)
+    b = broaden_curve(e, block, gaussian_fwhm=2.0)
+    assert np.allclose(b[1, 2], broaden_curve(e, block[1, 2], gaussian_fwhm=2.0))
+    snr = estimate_snr(e, block)
+    assert snr.shape == (2, 3) and snr[0, 1] == pytest.approx(estimate_snr(e, block[0, 1]))
+    a = align_to_grid(e, block, on)
+    assert a.shape == (2, 3, DEFAULT_GRID.n)
+    assert np.allclose(a[1, 0], align_to_grid(e, block[1, 0], on[1, 0]), atol=1e-12)
+    g = DEFAULT_GRID
+    s = block[0, :, :g.n]
+    d = np.array([0.3, -1.2, 2.05])
+    ref = np.stack([np.interp(g.energies - di, g.energies, si) for si, di in zip(s, d)])
+    assert np.allclose(shift(s, d, g), ref, atol=1e-12)
+
+
+def test_onset_ignores_short_spikes_by_default():
+    e = np.linspace(520, 560, 401)
+    y = 1.0 / (1.0 + np.exp(-(e - 540.0) / 0.3))
+    spiky = y.copy()
+    spiky[100] = 0.5  # a one-channel spike at 530 eV, far above 10 % of the maximum
+    assert onset_energy(e, spiky, sustain_ev=0.0, smooth_ev=0) < 531
+    assert onset_energy(e, spiky, smooth_ev=0) == pytest.approx(onset_energy(e, y, smooth_ev=0))

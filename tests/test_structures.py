@@ -162,7 +162,10 @@ def test_cli_build_from_folder_idempotent(tmp_path, monkeypatch, capsys):
     recs = load_structures(out)
     assert [r.id for r in recs] == ["file-MgO", "file-quartz"]
     assert "folder" in stdout and "file-broken" in stdout
-    code, _, _ = _cli(monkeypatch, capsys, "structures", "build", "--from", d, "--out", out, "-q")
+    code, _, err = _cli(monkeypatch, capsys, "structures", "build", "--from", d, "--out", out, "-q")
+    assert code == 1 and "--overwrite" in err and out.read_text() == first  # never replaced unasked
+    code, _, _ = _cli(monkeypatch, capsys, "structures", "build", "--from", d, "--out", out, "-q",
+                      "--overwrite")
     assert code == 0
     strip = lambda t: t.split('"created":')[0] + t.split('"created":')[1].split(",", 1)[1]  # noqa: E731
     assert strip(out.read_text()) == strip(first)

@@ -275,12 +275,49 @@ def _task_cost(record: dict, n_sites: int, engine) -> float:
     return (n_sites + 1) * (n_atoms / 100.0) ** 1.7  # an engine not derived from Engine
 
 
+def split_tasks(todo, max_sites: int | None, rank: dict | None = None) -> list[tuple[dict, list | None]]:
+    """Split structure tasks into tasks of at most ``max_sites`` O sites (None: no split).
+
+    A split task lists its sites explicitly (each piece recomputes the structure's ground state).
+    ``rank``: ``{(structure_id, site_index): pick order}`` of a budgeted selection: a structure's
+    sites are cut in pick order and the pieces of all structures are ordered by their best pick,
+    so the work order stays the selection order. Without it, the order of ``todo`` is kept.
+    """
+    if not max_sites:
+        return list(todo)
+    from pymatgen.core import Structure
+
+    from coreloss.sites import o_sites
+    pieces = []
+    for pos, (rec, only) in enumerate(todo):
+        if only is not None and -1 in only:
+            pieces.append(((pos, 0), rec, only))
+            continue
+        idx = list(only) if only is not None else \
+            [s.index for s in o_sites(Structure.from_dict(rec["structure"]))]
+        if rank is not None:
+            idx.sort(key=lambda i: rank.get((rec["id"], i), len(rank)))
+        if len(idx) <= max_sites:
+            pieces.append(((pos, 0), rec, only))
+            continue
+        for k in range(0, len(idx), max_sites):
+            chunk = idx[k:k + max_sites]
+            best = min(rank.get((rec["id"], i), len(rank)) for i in chunk) if rank else None
+            pieces.append(((best, pos) if rank else (pos, k), rec, sorted(chunk)))
+    if rank is not None:  # unsplit tasks: their best pick
+        pieces = [((min(rank.get((rec["id"], i), len(rank)) for i in only) if only else key[0], key[1])
+                   if key[1] == 0 and only is not None and rank else key, rec, only)
+                  for key, rec, only in pieces]
+    pieces.sort(key=lambda p: p[0])
+    return [(rec, only) for _, rec, only in pieces]
+
+
 def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
-    """Yield results (dicts) as tasks finish; failures of a whole task become failure records.
-    ``costs`` (one per task) set the Dask priority: the most expensive tasks start first."""
+    """Yield ``(task index, result dict)`` as tasks finish; failures of a whole task become failure
+    records. ``costs`` (one per task) set the Dask priority: the most expensive tasks start first."""
     if workers == 0 and not scheduler:  # in-process, serial (debugging)
-        for rec, only in todo:
-            yield compute_structure(engine, rec, grid, only)
+        for i, (rec, only) in enumerate(todo):
+            yield i, compute_structure(engine, rec, grid, only)
         return
     from dask.distributed import as_completed
     client = _executor(workers, scheduler)
@@ -289,16 +326,16 @@ def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
         # would leave the other workers idle at the end of the build
         futures = {client.submit(compute_structure, engine, rec, grid, only, pure=False,
                                  key=f"coreloss-site-{rec['id']}-{i}",
-                                 priority=int(1000 * costs[i]) if costs else 0): (rec, only)
+                                 priority=int(1000 * costs[i]) if costs else 0): (i, rec, only)
                    for i, (rec, only) in enumerate(todo)}
         for fut in as_completed(futures):
-            rec, only = futures.pop(fut)
+            k, rec, only = futures.pop(fut)
             if fut.status == "finished":
-                yield fut.result()
+                yield k, fut.result()
             else:
                 reason = "task failed: " + _reason(fut.exception())
                 idx = only if only is not None else [-1]
-                yield {"structure_id": rec["id"], "record": rec, "sites": [],
+                yield k, {"structure_id": rec["id"], "record": rec, "sites": [],
                        "failures": [{"structure_id": rec["id"], "site_index": i, "reason": reason}
                                     for i in idx]}
             fut.release()
@@ -311,7 +348,7 @@ def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
 
 def _remove_run_dir(pdir: Path) -> None:
     """Remove the run bookkeeping (run.json, lock) and the parts folder if it is then empty."""
-    for p in (pdir / "run.json", pdir / "lock"):
+    for p in (pdir / "run.json", pdir / "lock", pdir / "plan.json"):
         p.unlink(missing_ok=True)
     try:
         pdir.rmdir()
@@ -323,12 +360,14 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
-                  checkpoint_seconds: float = 600.0, console=None) -> BuildReport:
+                  checkpoint_seconds: float = 600.0, console=None, budget: int | None = None) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
     (possibly killed) run stopped; anything else is refused. ``structures`` is a structure-set
     file (default: the embedded default set). ``workers=0`` runs serially in this process.
+    ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
+    (farthest-point sampling on SOAP; a structure's picked sites stay in one task).
     """
     from rich.console import Console
 
@@ -341,6 +380,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
         structures = default_set_path()
     if workers < 0 or checkpoint_every < 1:
         raise CorelossError("--workers must be >= 0 and --checkpoint-every >= 1")
+    if budget is not None and budget < 1:
+        raise CorelossError(f"--budget must be a positive number of O sites, got {budget}")
     eng = resolve_engine(engine, engine_params)
     records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
                                 eng.params.get("min_image_distance"))
@@ -348,16 +389,32 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
     pdir, lock, created = prepare_output(out, config)
     try:
-        table, _ = collect(out)
+        bad_parts: list = []
+        table, _ = collect(out, bad_parts)
+        for part, renamed, reason in bad_parts:
+            console.print(f"{reason}; set aside as {renamed.name}, its structure is computed again",
+                          soft_wrap=True, markup=False, highlight=False, style="yellow")
         _check_same_structures(table, records)
-        todo = _plan(table, records, retry_failed)
+        selection = None
+        if budget is not None:
+            from coreloss.selection import budget_plan
+            todo, selection = budget_plan(records, budget, table.rows, table.failures)
+            todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
+        else:
+            todo = _plan(table, records, retry_failed)
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
                 "created": created, "updated": now(),
                 "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
                 "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)"}
-        report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
+        rank = {k: i for i, k in enumerate(selection.picks)} if selection is not None else None
+        todo = split_tasks(todo, getattr(eng, "sites_per_task", None), rank)
+        if selection is not None:
+            prov["selection"] = {**selection.summary(), "budget": budget}
+            report = BuildReport(out, structures_skipped=len(records) - len(selection.tasks))
+        else:
+            report = BuildReport(out, structures_skipped=len(records) - sum(o is None for _, o in todo))
         _drive(todo, eng, grid, workers, scheduler, pdir, out, prov, report, checkpoint_every,
-               checkpoint_seconds, console)
+               checkpoint_seconds, console, ranked=selection is not None)
         table = consolidate(out, grid, {**prov, "updated": now()})
         report.total_sites, report.total_failures = len(table.rows), len(table.failures)
         _remove_run_dir(pdir)
@@ -369,37 +426,40 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     return report
 
 
-def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console):
+def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, every, every_s, console,
+           ranked: bool = False):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
     if not todo:
         return
-    est = {rec["id"]: (len(only) if only and -1 not in only else None) for rec, only in todo}
-    total = 0
-    for rec, only in todo:
-        if est[rec["id"]] is None:
-            from pymatgen.core import Structure
-            est[rec["id"]] = _estimate_o_sites(Structure.from_dict(rec["structure"]))
-        total += est[rec["id"]]
-    costs = [_task_cost(rec, est[rec["id"]], engine) for rec, _ in todo]
-    cost_of = {rec["id"]: c for (rec, _), c in zip(todo, costs)}
+    from pymatgen.core import Structure
+
+    from coreloss.build_progress import write_plan
+    est = [len(only) if only and -1 not in only else
+           _estimate_o_sites(Structure.from_dict(rec["structure"])) for rec, only in todo]
+    total = sum(est)
+    costs = [_task_cost(rec, n, engine) for (rec, _), n in zip(todo, est)]
+    write_plan(pdir, [{"id": rec["id"], "sites": only if only and -1 not in only else n, "cost": c}
+                      for (rec, only), n, c in zip(todo, est, costs)], workers, engine.name)
     total_cost, done_cost = sum(costs), 0.0
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("sites  {task.fields[structs]} structures  [red]{task.fields[fails]} failed"),
+               TextColumn("sites  {task.fields[structs]} tasks  [red]{task.fields[fails]} failed"),
                TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}")]
     since, last, start = 0, time.monotonic(), time.monotonic()
     with Progress(*columns, console=console, transient=False, speed_estimate_period=3600) as bar:
         task = bar.add_task(f"{engine.name} -> {out.name}", total=total,
                             structs=f"0/{len(todo)}", fails=0, eta="-")
-        for n, res in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, costs), 1):
+        # ranked (budget): the selection order is the work order; else the most expensive first
+        prio = [float(len(todo) - i) for i in range(len(todo))] if ranked else costs
+        for n, (k, res) in enumerate(_run_tasks(todo, engine, grid, workers, scheduler, prio), 1):
             write_part(pdir, res)
             n_done = len(res["sites"]) + len(res["failures"])
-            total += n_done - est[res["structure_id"]]
+            total += n_done - est[k]
             report.new_sites += len(res["sites"])
             report.new_failures += res["failures"]
             report.structures_done += 1
             since += n_done
-            done_cost += cost_of.get(res["structure_id"], 0.0)
+            done_cost += costs[k]
             eta_h = (time.monotonic() - start) * (total_cost - done_cost) / max(done_cost, 1e-12) / 3600
             eta = f"{eta_h:.1f} h" if eta_h >= 1 else f"{60 * eta_h:.0f} min"
             bar.update(task, advance=n_done, total=total, structs=f"{n}/{len(todo)}",
@@ -410,7 +470,7 @@ def _drive(todo, engine, grid, workers, scheduler, pdir, out, prov, report, ever
                 if not console.is_terminal:  # a log line for nohup'd builds
                     done = bar.tasks[0].completed
                     rate = done / max(time.monotonic() - start, 1e-9)
-                    console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} "
-                                  f"structures, {len(report.new_failures)} failed, {60 * rate:.1f} "
+                    console.print(f"checkpoint {now()}: {done:.0f}/{total} sites, {n}/{len(todo)} tasks "
+                                  f"(one or part of a structure), {len(report.new_failures)} failed, {60 * rate:.1f} "
                                   f"sites/min, ETA {eta} (from the done share of the engine's cost "
                                   "model)", soft_wrap=True, highlight=False)

@@ -97,13 +97,28 @@ def write_part(pdir: Path, result: dict) -> Path:
 
 
 def read_part(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as npz:
-        meta = json.loads(str(npz["meta"]))
-        for j, r in enumerate(meta["sites"]):
-            r["x"] = npz[f"x{j}"]
-            r["y"] = np.asarray(r["y"], float)
-            r["raw"] = npz[f"raw{j}"]
+    """One structure result from a part file; CorelossError if it is truncated or corrupt."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            for j, r in enumerate(meta["sites"]):
+                r["x"] = np.asarray(npz[f"x{j}"])
+                r["y"] = np.asarray(r["y"], float)
+                r["raw"] = np.asarray(npz[f"raw{j}"])
+            meta["structure_id"], meta["record"], meta["failures"]  # noqa: B018 (required keys)
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, KeyError, ValueError, ...
+        raise CorelossError(f"unreadable part file {path}: {type(exc).__name__}: {exc}") from None
     return meta
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable part file to ``<name>.bad`` (kept for inspection, never read again)."""
+    bad = path.with_name(path.name + ".bad")
+    k = 1
+    while bad.exists():
+        bad, k = path.with_name(f"{path.name}.bad{k}"), k + 1
+    os.replace(path, bad)
+    return bad
 
 
 def list_parts(pdir: Path) -> list[Path]:
@@ -241,16 +256,21 @@ def consolidate(out: Path, grid: EnergyGrid, provenance: dict) -> Table:
     return table
 
 
-def collect(out: Path) -> tuple[Table, list[Path]]:
-    """Current merged state (file + parts, read-only) and the part files that went into it."""
+def collect(out: Path, set_aside_into: list | None = None) -> tuple[Table, list[Path]]:
+    """Current merged state (file + parts) and the part files that went into it.
+
+    An unreadable (e.g. truncated) part file is renamed ``<name>.bad`` and left out, so its
+    structure is computed again; ``(part, renamed, reason)`` is appended to ``set_aside_into``.
+    """
     table = read_table(out) if out.exists() else Table()
     parts = []
     for p in list_parts(parts_dir(out)):
         try:
             table.add(read_part(p))
-        except (OSError, ValueError, KeyError) as exc:  # unreadable part: recomputed later
-            import warnings
-            warnings.warn(f"ignoring unreadable part file {p}: {exc}", stacklevel=2)
+        except CorelossError as exc:
+            bad = set_aside(p)
+            if set_aside_into is not None:
+                set_aside_into.append((p, bad, str(exc)))
             continue
         parts.append(p)
     return table, parts

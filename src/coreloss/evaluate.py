@@ -3,6 +3,9 @@
 * :func:`test_mask` - the fixed held-out test set: a structure is in it when a seeded SHA-256 hash
   of its id falls below ``fraction``, so membership never changes as the dataset grows.
 * :func:`group_kfold` - k-fold cross-validation by structure (scikit-learn ``GroupKFold``).
+* :func:`split_groups` - the id every split keeps on one side: a structure's ``meta["group"]`` (thermal
+  snapshots, relaxations and high-pressure cells of one parent share it), else the structure id.
+  Pass it to :func:`test_mask` / :func:`group_kfold` / ``fit(groups=...)`` instead of structure ids.
 * :func:`regression_metrics` - MAE, RMSE, R2 per label (NaN targets skipped).
 """
 
@@ -18,6 +21,15 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 
 
 # ----------------------------------------------------------------------------- splits
+def split_groups(ds) -> np.ndarray:
+    """Group id per row of a :class:`coreloss.dataset.Dataset`: the structure record's
+    ``meta["group"]``, or the structure id where the record has none."""
+    meta = getattr(ds, "structure_meta", None) or {}
+    ids = np.asarray(ds.structure_ids).astype(str)
+    lookup = {sid: str((meta.get(sid) or {}).get("meta", {}).get("group") or sid) for sid in np.unique(ids)}
+    return np.array([lookup[s] for s in ids], dtype=str)
+
+
 def structure_hash(structure_id: str, seed: int = 0) -> float:
     """Deterministic number in [0, 1) from ``seed`` and ``structure_id``."""
     h = hashlib.sha256(f"{seed}:{structure_id}".encode()).digest()
@@ -185,11 +197,11 @@ def evaluate_inverse(model, ds, test_fraction: float = 0.15, seed: int = 0) -> d
     Returns ``{"metrics": {...}, "arrays": {...}}``; arrays hold the true/predicted labels of both
     parts for :func:`parity_figure`.
     """
-    te = test_mask(ds.structure_ids, test_fraction, seed)
+    te = test_mask(split_groups(ds), test_fraction, seed)
     mean_te, std_te = model.predict(ds.X[te])
     mean_tr, _ = model.predict(ds.X[~te])
     metrics = {
-        "split": {"test_fraction": test_fraction, "seed": seed, "method": "sha256(seed:structure_id) < fraction",
+        "split": {"test_fraction": test_fraction, "seed": seed, "method": "sha256(seed:group id) < fraction",
                   "n_train_sites": int((~te).sum()), "n_test_sites": int(te.sum()),
                   "n_test_structures": int(len(np.unique(ds.structure_ids[te]))),
                   "test_structures": sorted(np.unique(ds.structure_ids[te]).tolist())},
@@ -201,3 +213,44 @@ def evaluate_inverse(model, ds, test_fraction: float = 0.15, seed: int = 0) -> d
     arrays = {"y_train": ds.y[~te], "p_train": mean_tr, "y_test": ds.y[te], "p_test": mean_te,
               "std_test": std_te}
     return {"metrics": metrics, "arrays": arrays}
+
+
+def evaluate_transfer(model, ds, labels=None) -> dict:
+    """Score a trained inverse model on every site of ``ds``, a set it was not trained on.
+
+    Meant for reference sets from another engine or code (e.g. plane-wave core-hole spectra):
+    by default only the geometric labels are scored, since electronic labels (Mulliken charge,
+    BOP, excitation energy) depend on the engine. Spectra on another grid are resampled to the
+    model's grid. Returns ``{"metrics": {...}, "sites": [per-site dicts]}``; each site carries
+    true and predicted values, the 1-sigma uncertainty (label units), the OOD score and flag.
+    """
+    from coreloss.labels import GEOMETRIC_LABELS
+
+    labels = tuple(labels or GEOMETRIC_LABELS)
+    unknown = [n for n in labels if n not in ds.label_names]
+    if unknown:
+        raise CorelossError(f"unknown label(s) {', '.join(unknown)}; choose from {', '.join(ds.label_names)}")
+    cols = [list(ds.label_names).index(n) for n in labels]
+    mean, std = model.predict(ds.X, grid=ds.grid)
+    score, flag = model.ood_score(ds.X, grid=ds.grid)
+    flag = np.asarray(flag, bool)
+    y, p = ds.y[:, cols], mean[:, cols]
+    sites = []
+    for i in range(len(ds)):
+        row = {"structure_id": str(ds.structure_ids[i]), "site_index": int(ds.site_index[i]),
+               "ood_score": float(score[i]), "ood_flag": bool(flag[i])}
+        for j, n in enumerate(labels):
+            row[f"{n}_true"], row[f"{n}_pred"] = float(y[i, j]), float(p[i, j])
+            row[f"{n}_std"] = float(std[i, cols[j]])
+        sites.append(row)
+    metrics = {
+        "n_sites": len(ds), "n_structures": int(len(np.unique(ds.structure_ids))),
+        "labels": list(labels), "units": {n: LABEL_UNITS.get(n, "") for n in labels},
+        "all": regression_metrics(y, p, labels),
+        "unflagged": regression_metrics(y[~flag], p[~flag], labels),
+        "coverage_95": interval_coverage(y, p, std[:, cols], 0.95, labels),
+        "ood_flag_rate": float(flag.mean()) if len(flag) else None,
+        "reference_engine": ds.provenance.get("engine"),
+        "reference_parameters": ds.provenance.get("parameters"),
+    }
+    return {"metrics": metrics, "sites": sites, "arrays": {"y": y, "p": p}}

@@ -32,12 +32,17 @@ def build(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute failed sites."),
     checkpoint_every: int = typer.Option(
         50, "--checkpoint-every", help="Consolidate finished sites into the HDF5 file every N sites."),
+    budget: Optional[int] = typer.Option(
+        None, "--budget", help="Compute only N more O sites: the N that best cover the local "
+                               "environments (farthest-point sampling on SOAP), most informative first."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
 
     from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
 
+    from coreloss.fileio import check_output_file
+    check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     report = build_dataset(out, structures, engine=engine,
@@ -45,7 +50,7 @@ def build(
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
-                           console=console)
+                           console=console, budget=budget)
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")
@@ -70,8 +75,23 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
 
-    ds = load_dataset(path)
+    from coreloss.build_progress import build_progress
+
     console = Console()
+    prog = build_progress(path)
+    if prog is not None:
+        eta = "unknown until a structure finishes" if prog["eta_hours"] is None else \
+            f"{prog['eta_hours']:.1f} h on {prog['workers']} worker(s)"
+        console.print(f"build in progress or interrupted (plan of {prog['plan_written']}, "
+                      f"{prog['engine']}): {prog['done_tasks']}/{prog['planned_tasks']} "
+                      f"planned tasks done, {prog['sites_in_file_and_parts']} sites and "
+                      f"{prog['failures']} failures on disk ({prog['unmerged_parts']} part files not "
+                      f"yet merged); left: {prog['left_tasks']} tasks, ~"
+                      f"{prog['left_sites_estimated']} sites; ETA {eta}. Rerun the build command to "
+                      "resume.", soft_wrap=True, highlight=False)
+        if not path.exists():
+            return
+    ds = load_dataset(path)
     p = ds.provenance
     console.print(f"{path}: {len(ds)} sites from {len(ds.structures)} structures, "
                   f"{len(ds.failures)} failed sites")

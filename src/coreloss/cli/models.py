@@ -42,7 +42,7 @@ def train(
 
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
-    from coreloss.evaluate import evaluate_inverse, test_mask
+    from coreloss.evaluate import evaluate_inverse, split_groups, test_mask
     from coreloss.models.inverse import InverseModel
 
     console = Console(stderr=True)
@@ -52,9 +52,17 @@ def train(
         hidden_t = tuple(int(h) for h in hidden.split(","))
     except ValueError:
         raise CorelossError(f"bad --hidden {hidden!r}: expected comma-separated integers")
+    from coreloss.fileio import check_input_file, check_output_file
+    for opt, p in (("--out", out), ("--forward-out", forward_out)):
+        if p is not None:
+            check_output_file(p, opt)
+    if members < 1 or epochs < 1 or forward_epochs < 1 or not 0 < test_fraction < 1:
+        raise CorelossError("--members, --epochs, --forward-epochs must be >= 1 and --test-fraction "
+                            "in (0, 1)")
     _refuse_existing([out] + ([forward_out] if forward_out else []), force)
+    check_input_file(data, "DATA")
     ds = load_dataset(data)
-    te = np.zeros(len(ds), bool) if include_test else test_mask(ds.structure_ids, test_fraction, split_seed)
+    te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
     tr = ~te
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int(tr.sum())} sites of {len(np.unique(ds.structure_ids[tr]))} structures")
@@ -63,7 +71,7 @@ def train(
     prov = {"dataset": str(data), "dataset_provenance": ds.provenance, "split": split}
     model = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed,
                          grid=ds.grid, progress=True)
-    model.fit(ds.X[tr], ds.y[tr], groups=ds.structure_ids[tr], provenance=prov)
+    model.fit(ds.X[tr], ds.y[tr], groups=split_groups(ds)[tr], provenance=prov)
     if not include_test:
         res = evaluate_inverse(model, ds, test_fraction, split_seed)
         model.metadata["test_metrics"] = res["metrics"]["test"]
@@ -93,19 +101,33 @@ def evaluate(
     model_path: Optional[Path] = typer.Option(None, "--model", help="Inverse model (default: shipped)."),
     cv: bool = typer.Option(False, "--cv", help="Also run group k-fold CV, retraining the model's setup."),
     folds: int = typer.Option(5, "--folds", help="Folds for --cv."),
+    transfer: bool = typer.Option(
+        False, "--transfer", help="DATA is a reference set the model never saw (another engine or code): "
+        "score every site, geometric labels only unless --labels; writes transfer.json/.csv."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="With --transfer: comma-separated labels to score (default: geometric)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
 ):
     """Metrics (MAE, RMSE, R2 per label), 95% coverage, OOD rates and a parity plot on DATA."""
+    if transfer:
+        return _evaluate_transfer(data, out, model_path, labels, force)
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
-    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure
+    from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure, split_groups
     from coreloss.models import default_inverse_model_path
     from coreloss.models.inverse import InverseModel
 
+    from coreloss.errors import CorelossError
+    from coreloss.fileio import check_input_file, check_output_dir
+
     console = Console(stderr=True)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out)
+    if folds < 2:
+        raise CorelossError(f"--folds must be >= 2, got {folds}")
     _refuse_existing([out / "metrics.json", out / "parity.png"], force)
+    check_input_file(data, "DATA")
+    out.mkdir(parents=True, exist_ok=True)
     model = InverseModel.load(model_path or default_inverse_model_path())
     ds = load_dataset(data)
     split = model.metadata.get("training_provenance", {}).get("split", {})
@@ -119,7 +141,7 @@ def evaluate(
     if cv:
         params = model.get_params()
         params["hidden"] = tuple(params["hidden"])
-        cvres = cross_validate(ds.X, ds.y, ds.structure_ids,
+        cvres = cross_validate(ds.X, ds.y, split_groups(ds),
                                lambda: InverseModel(grid=ds.grid, **params), n_splits=folds)
         metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
     a = res["arrays"]
@@ -131,6 +153,47 @@ def evaluate(
         console.print(f"test {name:18s} R2 {r2}  MAE {m['mae']:.4g}  "
                       f"95%-coverage {res['metrics']['coverage_95'][name]:.2f}")
     console.print(f"wrote {out / 'metrics.json'} and {out / 'parity.png'}")
+
+
+def _evaluate_transfer(data: Path, out: Path, model_path, labels, force: bool) -> None:
+    """``coreloss evaluate --transfer``: every site of DATA is held out; per-site CSV + metrics."""
+    import csv
+
+    from rich.console import Console
+
+    from coreloss.dataset import load_dataset
+    from coreloss.evaluate import evaluate_transfer
+    from coreloss.models import default_inverse_model_path
+    from coreloss.models.inverse import InverseModel
+
+    console = Console(stderr=True)
+    files = [out / "transfer.json", out / "transfer.csv"]
+    if out.exists() and not out.is_dir():
+        from coreloss.errors import CorelossError
+        raise CorelossError(f"--out {out} is a file; give a folder")
+    _refuse_existing(files, force)
+    mpath = model_path or default_inverse_model_path()
+    model = InverseModel.load(mpath)
+    ds = load_dataset(data)
+    names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None
+    res = evaluate_transfer(model, ds, names)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(mpath),
+           "model_training": model.metadata.get("training_provenance", {}).get("dataset_provenance", {})
+           .get("engine"), **res["metrics"], "sites": res["sites"]}
+    _write_json(files[0], doc)
+    with open(files[1], "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(res["sites"][0]) if res["sites"] else ["structure_id"])
+        w.writeheader()
+        w.writerows(res["sites"])
+    m = res["metrics"]
+    for name in m["labels"]:
+        a = m["all"][name]
+        r2 = f"{a['r2']:.3f}" if a["r2"] is not None else "n/a"
+        console.print(f"transfer {name:18s} MAE {a['mae']:.4g} {m['units'][name]}  R2 {r2}  "
+                      f"95%-coverage {m['coverage_95'][name]:.2f}")
+    console.print(f"{m['n_sites']} sites of {m['n_structures']} structures ({m['reference_engine']}); "
+                  f"OOD-flagged {100 * m['ood_flag_rate']:.0f} %; wrote {files[0]} and {files[1]}")
 
 
 def simulate(
@@ -146,12 +209,14 @@ def simulate(
     from coreloss.models import default_forward_model_path
     from coreloss.models.forward import ForwardModel
 
+    from coreloss.fileio import check_output_dir
     from coreloss.structures.io import read_structure
+    check_output_dir(out)
+    files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
+    _refuse_existing(files, force)
     _, s = read_structure(structure, sid)
     model = ForwardModel.load(model_path or default_forward_model_path())
-    files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
     out.mkdir(parents=True, exist_ok=True)
-    _refuse_existing(files, force)
     sites, spectra, total = model.predict_structure(s)
     e = model.grid.energies
     cols = ["energy_eV"] + [f"O{st.index}" for st in sites] + ["total"]

@@ -204,6 +204,10 @@ def sites(
     path = Path(file)
     items = _read_file(path)
     sid_, structure = _pick(items, path, sid)
+    from coreloss.structures.checks import overlap_reasons
+    bad = overlap_reasons(structure) if structure.is_ordered else []
+    if bad:  # the same rule `structures build` applies (structures.checks)
+        raise CorelossError(f"{path}: {bad[0]}; not a physical structure")
     _show_structure(sid_, structure, symprec, as_json)
 
 

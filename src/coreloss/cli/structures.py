@@ -13,12 +13,14 @@ from coreloss.errors import CorelossError
 structures_app = typer.Typer(no_args_is_help=True, help="Build and inspect SiO2 structure sets.")
 
 
-def _check_out(out: Path) -> None:
-    """Refuse to overwrite anything that is not a coreloss structure set."""
+def _check_out(out: Path, overwrite: bool = False) -> None:
+    """Refuse to overwrite an existing set unless ``overwrite``, and anything that is not a set."""
+    from coreloss.fileio import check_output_file
     from coreloss.structures.record import load_structures
 
-    if out.is_dir():
-        raise CorelossError(f"--out {out} is a directory")
+    check_output_file(out, "--out")
+    if out.exists() and not overwrite:
+        raise CorelossError(f"{out} already exists; choose another --out or pass --overwrite")
     if out.exists():
         try:
             load_structures(out)
@@ -83,30 +85,68 @@ def build(
     no_minerals: bool = typer.Option(False, "--no-minerals",
                                      help="Leave out the AMCSD minerals even where they exist."),
     workers: int = typer.Option(2, "--workers", help="Processes for --generate."),
+    no_chgnet: bool = typer.Option(False, "--no-chgnet",
+                                   help="Leave out the CHGNet-derived realistic structures (relaxed, "
+                                        "high-pressure, MD snapshots, amorphous)."),
+    chgnet_cache: Optional[Path] = typer.Option(
+        None, "--chgnet-cache", help="Folder of finished CHGNet tasks (one .json.gz each) to read, or "
+                                     "with --generate to run into (resumable). Default: the embedded set."),
+    chgnet_kinds: Optional[str] = typer.Option(
+        None, "--chgnet-kinds", help="With --generate: comma-separated subset of relax,pressure,md,"
+                                     "amorphous,zeolite (default all)."),
+    chgnet_max_minutes: Optional[float] = typer.Option(
+        None, "--chgnet-max-minutes", help="With --generate: start no new CHGNet task after this time."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing structure set at --out."),
 ):
     """Assemble, check and deduplicate a structure set and write it to --out."""
     from coreloss.structures.build import build_structure_set
     from coreloss.structures.record import save_structures
 
-    _check_out(out)
+    _check_out(out, overwrite)
     if generate and no_generated:
         raise CorelossError("--generate and --no-generated exclude each other")
     if generate and from_dir is not None:
         raise CorelossError("--generate applies to the default SiO2 sources, not to --from")
     if from_dir is not None and not from_dir.exists():
         raise CorelossError(f"--from: folder not found: {from_dir}")
+    if max_atoms < 1 or workers < 1:
+        raise CorelossError("--max-atoms and --workers must be at least 1")
+    kinds = _parse_kinds(chgnet_kinds)
+    if generate and not no_chgnet and chgnet_cache is None:
+        raise CorelossError("--generate needs --chgnet-cache DIR (the resumable CHGNet task folder), "
+                            "or --no-chgnet")
+    if not generate and (kinds or chgnet_max_minutes is not None):
+        raise CorelossError("--chgnet-kinds and --chgnet-max-minutes apply to --generate")
+    if chgnet_cache is not None and not generate and not chgnet_cache.is_dir():
+        raise CorelossError(f"--chgnet-cache: folder not found: {chgnet_cache}")
     t0 = time.perf_counter()
     report = build_structure_set(max_atoms=max_atoms, minerals_dir=minerals,
                                  use_minerals=not no_minerals, generate=generate,
                                  include_generated=not no_generated, from_dir=from_dir, mp=mp,
-                                 workers=workers, progress=not quiet)
+                                 workers=workers, progress=not quiet, include_chgnet=not no_chgnet,
+                                 chgnet_cache=chgnet_cache, chgnet_kinds=kinds,
+                                 chgnet_max_seconds=None if chgnet_max_minutes is None
+                                 else 60.0 * chgnet_max_minutes)
     if not report.records:
         raise CorelossError("no structure passed the checks; nothing written")
     save_structures(report.records, out, extra={
         "build": report.summary(), "generated_cache": [r.to_dict() for r in report.generated]})
     if not quiet:
         _print_report(report, out, time.perf_counter() - t0)
+
+
+def _parse_kinds(text: Optional[str]):
+    from coreloss.structures.diverse import KINDS
+
+    if not text:
+        return None
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise CorelossError(f"--chgnet-kinds: unknown kind(s) {', '.join(bad) or '(none)'}; "
+                            f"choose from {', '.join(KINDS)}")
+    return kinds
 
 
 @structures_app.command("show")
@@ -119,11 +159,11 @@ def show(path: Path = typer.Argument(..., help="A structure set file (default se
 
     records = load_structures(default_set_path() if str(path) == "default" else path)
     table = Table(title=f"{len(records)} structures")
-    for col in ("id", "source", "atoms", "space group", "density g/cm3"):
+    for col in ("id", "source", "group", "atoms", "space group", "density g/cm3"):
         table.add_column(col, overflow="fold")
     for r in records:
-        table.add_row(r.id, r.source, str(len(r.structure)), str(r.meta.get("spacegroup", "")),
-                      f"{float(r.structure.density):.3f}")
+        table.add_row(r.id, r.source, str(r.meta.get("group", r.id)), str(len(r.structure)),
+                      str(r.meta.get("spacegroup", "")), f"{float(r.structure.density):.3f}")
     Console().print(table)
 
 

@@ -58,6 +58,10 @@ class Engine(ABC):
     cost_exponent: float = 1.7
     ground_state_cost: float = 1.0
     site_cost: float = 1.0
+    #: most O sites in one build task (None: all sites of a structure). Sites of a task share its
+    #: ground state but reach disk only when the task ends: an expensive engine bounds what a
+    #: killed build can lose by splitting a structure's sites into tasks of at most this many.
+    sites_per_task: int | None = None
 
     def __init__(self, **params):
         self.params = dict(params)

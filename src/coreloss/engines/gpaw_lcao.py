@@ -119,6 +119,7 @@ class GPAWLCAOEngine(Engine):
         # cost model (dataset builds): per site XCH (spin-polarised, ~2-2.5 ground states) plus
         # hch (~1); fitted in docs/engines.md / benchmarks/bench_lcao_cost.py
         self.site_cost = 3.0 if scheme == "hch+xch" else 2.3
+        self.sites_per_task = 6  # ~30 min of work at most in flight per worker (72 atoms)
         super().__init__(basis=str(basis), h=float(h), xc=xc, scheme=scheme,
                          xch_spinpol=bool(xch_spinpol), empty_cut_ev=float(empty_cut_ev),
                          min_image_distance=float(min_image_distance),

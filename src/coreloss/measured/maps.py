@@ -32,9 +32,27 @@ def property_maps(res: MeasuredPrediction) -> dict[str, np.ndarray]:
     return out
 
 
+_OTHER = ("overview.png", "ood_mask.png", "properties.hspy", "uncertainty.hspy", "ood.hspy",
+          "failed_pixels.json")
+
+
+def map_paths(out_dir, stem: str, label_names) -> list[Path]:
+    """Every file :func:`save_maps` writes: one PNG per property, then the ``_OTHER`` files."""
+    out_dir = Path(out_dir)
+    return [out_dir / f"{stem}_{n}.png" for n in label_names] + [out_dir / f"{stem}_{s}" for s in _OTHER]
+
+
 def _axes(measured: MeasuredSpectra) -> list[dict]:
-    return [{"name": a.name, "size": a.size, "scale": a.scale, "offset": a.offset, "units": a.units,
-             "navigate": False} for a in measured.nav_axes]
+    """HyperSpy axis dicts of the spatial axes (non-uniform axes keep their positions)."""
+    out = []
+    for a in measured.nav_axes:
+        d = {"name": a.name, "units": a.units, "navigate": False}
+        if a.values is not None:
+            d["axis"] = np.asarray(a.values, float)
+        else:
+            d.update(size=a.size, scale=a.scale, offset=a.offset)
+        out.append(d)
+    return out
 
 
 def _signal(stack: np.ndarray, names: list[str], measured: MeasuredSpectra, title: str, extra: dict):
@@ -51,8 +69,8 @@ def _signal(stack: np.ndarray, names: list[str], measured: MeasuredSpectra, titl
 
 def _extent(measured: MeasuredSpectra):
     (ay, ax) = measured.nav_axes
-    return [ax.offset - ax.scale / 2, ax.offset + ax.scale * (ax.size - 0.5),
-            ay.offset + ay.scale * (ay.size - 0.5), ay.offset - ay.scale / 2]
+    px, py = ax.positions, ay.positions
+    return [px[0] - ax.scale / 2, px[-1] + ax.scale / 2, py[-1] + ay.scale / 2, py[0] - ay.scale / 2]
 
 
 def _label(a) -> str:
@@ -103,10 +121,9 @@ def save_maps(res: MeasuredPrediction, measured: MeasuredSpectra, out_dir, stem:
                             f"navigation shape {measured.nav_shape or '()'} (use `coreloss predict`)")
     out_dir = Path(out_dir)
     names, units = res.label_names, res.label_units
-    pngs = [out_dir / f"{stem}_{n}.png" for n in names]
-    other = [out_dir / f"{stem}_{s}" for s in ("overview.png", "ood_mask.png", "properties.hspy",
-                                               "uncertainty.hspy", "ood.hspy", "failed_pixels.json")]
-    check_writable(pngs + other, overwrite)
+    paths = map_paths(out_dir, stem, names)
+    pngs, other = paths[:len(names)], paths[len(names):]
+    check_writable(paths, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     maps = property_maps(res)
     ood, failed = maps["ood"], maps["failed"]
@@ -125,7 +142,7 @@ def save_maps(res: MeasuredPrediction, measured: MeasuredSpectra, out_dir, stem:
             _plot_image(ax, maps[n], measured, ood & ~failed, failed, "viridis", f"{n} ({u})", fig)
     else:
         a = measured.nav_axes[0]
-        x = a.offset + a.scale * np.arange(a.size)
+        x = a.positions
         for n, u, path in zip(names, units, pngs):
             fig, ax = plt.subplots(figsize=(6, 3.5))
             _plot_profile(ax, x, maps[n], maps[f"{n}_std"], ood, failed, f"{n} ({u})", _label(a))

@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.ndimage import convolve1d, gaussian_filter1d
-from scipy.signal import fftconvolve, savgol_filter
-from scipy.special import voigt_profile
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import savgol_filter
 
 from coreloss.errors import CorelossError
-from coreloss.spectra import FWHM_TO_SIGMA, EnergyGrid, normalise_area
+from coreloss.spectra import (FWHM_TO_SIGMA, ONSET_FRACTION, ONSET_SMOOTH_EV, ONSET_SUSTAIN_EV, EnergyGrid,
+                              align_to_grid, estimate_snr, onset_energy, resample)
 
 O_K_EDGE_EV = 532.0
 
@@ -48,9 +48,9 @@ class PreprocessConfig:
     smooth: bool = False
     smooth_window_ev: float = 1.5
     smooth_polyorder: int = 2
-    onset_fraction: float = 0.1
-    onset_smooth_ev: float = 0.3
-    onset_sustain_ev: float = 0.5  # crossing must hold this long (ignores pre-edge noise spikes)
+    onset_fraction: float = ONSET_FRACTION  # the onset rule of coreloss.spectra.onset_energy,
+    onset_smooth_ev: float = ONSET_SMOOTH_EV  # the same defaults as for the training spectra
+    onset_sustain_ev: float = ONSET_SUSTAIN_EV
     min_edge_sigma: float = 2.0  # edge jump / pre-edge noise below this: "no O K edge"
     onset_range_ev: tuple[float, float] = (-10.0, 15.0)  # allowed onset relative to edge_ev
 
@@ -74,30 +74,6 @@ class Processed:
     @property
     def valid(self) -> np.ndarray:
         return self.reasons == ""
-
-
-def gaussian_kernel(step: float, fwhm: float) -> np.ndarray:
-    """The normalised Gaussian kernel that :func:`coreloss.spectra.broaden_curve` uses."""
-    half = int(np.ceil(10 * fwhm / step)) + 1
-    k = voigt_profile(step * np.arange(-half, half + 1), max(fwhm * FWHM_TO_SIGMA, 1e-9), 0.0)
-    return k / k.sum()
-
-
-def smooth_rows(data: np.ndarray, step: float, fwhm: float) -> np.ndarray:
-    """Row-wise ``broaden_curve(..., gaussian_fwhm=fwhm)`` (edge padding), vectorised."""
-    if fwhm <= 0:
-        return np.array(data, float)
-    k = gaussian_kernel(step, fwhm)
-    nz = np.nonzero(k > 1e-13 * k.max())[0]  # drop tails that cannot change a float64 result
-    k = k[nz[0]:nz[-1] + 1]
-    data = np.asarray(data, float)
-    if k.size <= 129:
-        return convolve1d(data, k, axis=-1, mode="nearest")
-    half = (k.size - 1) // 2  # long kernels: FFT convolution of the edge-padded rows
-    pad = [(0, 0)] * (data.ndim - 1) + [(half, half)]
-    out = fftconvolve(np.pad(data, pad, mode="edge"), k.reshape((1,) * (data.ndim - 1) + (-1,)),
-                      mode="same", axes=-1)
-    return out[..., half:-half]
 
 
 def powerlaw_fit(energy, data, window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,58 +115,6 @@ def check_edge_range(energy, config: PreprocessConfig) -> None:
                             f"{need_lo:g}-{need_hi:g} eV (check the energy calibration or use --shift)")
 
 
-def onsets(energy, data, fraction: float = 0.1, smooth_ev: float = 0.3,
-           sustain_ev: float = 0.0) -> np.ndarray:
-    """Row-wise :func:`coreloss.spectra.onset_energy` (same rule), NaN where no positive maximum.
-
-    ``sustain_ev > 0`` makes the rule robust to noise spikes before the edge: the crossing must stay
-    above the threshold for ``sustain_ev``; for a clean, rising edge the result is unchanged.
-    """
-    step = abs(float(np.median(np.diff(energy))))
-    y = smooth_rows(data, step, smooth_ev)
-    peak = np.max(y, axis=1)
-    thr = fraction * peak
-    above = y >= thr[:, None]
-    k = int(round(sustain_ev / step))
-    if k > 1:  # above[i] and the next k-1 channels all above the threshold
-        c = np.concatenate([np.zeros((len(y), 1), int), np.cumsum(above, axis=1)], axis=1)
-        n = y.shape[1]
-        hi = np.minimum(np.arange(n) + k, n)
-        above = (c[:, hi] - c[:, :n]) == (hi - np.arange(n))[None, :]
-    i = np.argmax(above, axis=1)
-    rows = np.arange(y.shape[0])
-    im1 = np.maximum(i - 1, 0)
-    y0, y1 = y[rows, im1], y[rows, i]
-    e0, e1 = energy[im1], energy[i]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        interp = np.where(y1 != y0, e0 + (thr - y0) * (e1 - e0) / (y1 - y0), e1)
-    out = np.where(i == 0, energy[0], interp)
-    return np.where(peak > 0, out, np.nan)
-
-
-def align_rows(energy, data, onset, grid: EnergyGrid, normalise: bool = True) -> np.ndarray:
-    """Row-wise :func:`coreloss.spectra.align_to_grid`: linear interpolation at ``grid + onset``."""
-    t = grid.energies[None, :] + np.asarray(onset, float)[:, None]
-    n = energy.size
-    idx = np.clip(np.searchsorted(energy, t, side="right") - 1, 0, n - 2)
-    e0, e1 = energy[idx], energy[idx + 1]
-    w = (t - e0) / (e1 - e0)
-    y0 = np.take_along_axis(data, idx, axis=1)
-    y1 = np.take_along_axis(data, idx + 1, axis=1)
-    out = y0 * (1 - w) + y1 * w
-    out = np.where((t < energy[0]) | (t > energy[-1]), 0.0, out)
-    return normalise_area(out, grid.step) if normalise else out
-
-
-def snr_rows(energy, data, smooth_ev: float = 1.5) -> np.ndarray:
-    """Row-wise :func:`coreloss.spectra.estimate_snr` (peak of smoothed / noise std)."""
-    step = abs(float(np.median(np.diff(energy))))
-    smooth = smooth_rows(data, step, smooth_ev)
-    noise = np.std(np.diff(data - smooth, axis=1), axis=1) / np.sqrt(2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(noise > 0, smooth.max(axis=1) / noise, np.inf)
-
-
 def uniform_axis(energy, data) -> tuple[np.ndarray, np.ndarray]:
     """Resample onto a uniform axis (median step) if the axis is not uniform to 1 %."""
     d = np.diff(energy)
@@ -198,7 +122,7 @@ def uniform_axis(energy, data) -> tuple[np.ndarray, np.ndarray]:
     if np.all(np.abs(d - step) <= 0.01 * step):
         return energy, data
     new = np.arange(energy[0], energy[-1] + 0.5 * step, step)
-    return new, np.stack([np.interp(new, energy, row) for row in data])
+    return new, resample(energy, data, new)
 
 
 def zlp_fwhm(energy, lowloss) -> float:
@@ -236,8 +160,7 @@ def fourier_ratio(energy, data, ll_energy, lowloss) -> np.ndarray:
         ll = np.atleast_2d(np.asarray(lowloss, float))
         if abs(float(ll_energy[1] - ll_energy[0]) - step) > 1e-6 * step:
             new = np.arange(ll_energy[0], ll_energy[-1], step)
-            ll = np.stack([np.interp(new, ll_energy, r) for r in ll])
-            ll_energy = new
+            ll, ll_energy = resample(ll_energy, ll, new), new
         if ll.shape[0] == 1 and data.shape[0] > 1:
             ll = np.repeat(ll, data.shape[0], axis=0)
         if ll.shape[0] != data.shape[0]:
@@ -257,17 +180,25 @@ def fourier_ratio(energy, data, ll_energy, lowloss) -> np.ndarray:
     return np.atleast_2d(np.asarray(out, float))[:, :data.shape[1]]
 
 
+def _span(energy, lo: float = -np.inf, hi: float = np.inf) -> slice:
+    """The slice of an increasing ``energy`` axis with ``lo <= E <= hi`` (views, not copies)."""
+    return slice(int(np.searchsorted(energy, lo, side="left")), int(np.searchsorted(energy, hi, side="right")))
+
+
 def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | None = None,
                      lowloss: tuple[np.ndarray, np.ndarray] | None = None,
                      keep_cropped: bool = False) -> Processed:
     """Run the pipeline on ``data`` (n, n_energy) with energies ``energy`` (eV).
 
     ``lowloss``: optional ``(energy, spectra)`` with one low-loss row, or one per row of ``data``.
-    Returns a :class:`Processed` whose ``X`` matches ``grid``.
+    Returns a :class:`Processed` whose ``X`` matches ``grid``. Only the channels a stage needs are
+    converted to float64 and processed (energy windows are slices of the sorted axis).
     """
     config = config or PreprocessConfig()
     energy = np.asarray(energy, float) + config.shift_ev
-    data = np.atleast_2d(np.asarray(data, float))
+    data = np.atleast_2d(np.asarray(data))
+    if not np.issubdtype(data.dtype, np.floating):
+        data = data.astype(float)
     energy, data = uniform_axis(energy, data)
     check_edge_range(energy, config)
     step = float(energy[1] - energy[0])
@@ -275,38 +206,38 @@ def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | 
     reasons = np.full(n, "", dtype=object)
     finite = np.all(np.isfinite(data), axis=1)
     reasons[~finite] = "non-finite values (NaN/inf)"
-    data = np.where(np.isfinite(data), data, 0.0)
     reasons[finite & ~np.any(data != 0, axis=1)] = "zero counts"
     record: dict = {"config": config.to_dict(), "stages": []}
 
     lo, hi = background_window(energy, config)
     crop = (config.edge_ev + config.crop_ev[0], min(config.edge_ev + config.crop_ev[1], energy[-1]))
-    if lowloss is None or not config.deconvolve:  # only deconvolution needs the full range
-        keep = energy <= crop[1] + 1.0
-        energy, data = energy[keep], data[:, keep]
+    deconvolve = lowloss is not None and config.deconvolve
+    # only deconvolution needs the full range; the background fit needs [lo, ...]
+    use = _span(energy, lo if config.background else -np.inf, np.inf if deconvolve else crop[1] + 1.0)
+    energy, data = energy[use], np.array(data[:, use], dtype=float)  # float64 copy of what is used
+    if not finite.all():
+        data[~np.isfinite(data)] = 0.0
+    win = _span(energy, lo, hi)
     if config.background:
-        keep = energy >= lo
-        energy, data = energy[keep], data[:, keep]
         amp, r, ok = powerlaw_fit(energy, data, (lo, hi))
         reasons[(reasons == "") & ~ok] = "background fit failed (pre-edge not positive)"
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             log_amp = np.where(ok, np.log(amp), -np.inf)[:, None]
             log_bg = log_amp - np.where(ok, r, 0.0)[:, None] * np.log(energy)[None, :]
-            data -= np.exp(log_bg)  # A E^-r; failed fits subtract nothing
+            data -= np.exp(log_bg, out=log_bg)  # A E^-r; failed fits subtract nothing
         record["stages"].append({"stage": "background", "model": "power law A*E^-r",
                                  "method": "log-log least squares", "window_eV": [lo, hi],
                                  "r_median": float(np.median(r[ok])) if ok.any() else None})
-    win = (energy >= lo) & (energy <= hi)
     pre_noise = np.std(data[:, win], axis=1) if config.background else None
 
-    if lowloss is not None and config.deconvolve:
+    if deconvolve:
         data = fourier_ratio(energy, data, np.asarray(lowloss[0], float) + 0.0, lowloss[1])
         record["stages"].append({"stage": "fourier_ratio_deconvolution", "method": "exspy"})
 
-    sel = (energy >= crop[0]) & (energy <= crop[1])
+    sel = _span(energy, *crop)
     energy, data = energy[sel], data[:, sel]
     record["stages"].append({"stage": "crop", "window_eV": [float(energy[0]), float(energy[-1])]})
-    snr = snr_rows(energy, data)
+    snr = estimate_snr(energy, data)
 
     res = config.resolution_ev
     res_src = "given" if res is not None else None
@@ -329,17 +260,16 @@ def preprocess_block(energy, data, grid: EnergyGrid, config: PreprocessConfig | 
         record["stages"].append({"stage": "savitzky_golay", "window_channels": int(win_ch),
                                  "polyorder": config.smooth_polyorder})
 
-    post = (energy >= config.edge_ev) & (energy <= config.edge_ev + 30.0)
     if pre_noise is not None:
-        jump = data[:, post].mean(axis=1)
+        jump = data[:, _span(energy, config.edge_ev, config.edge_ev + 30.0)].mean(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             weak = ~(jump > config.min_edge_sigma * pre_noise)
         reasons[(reasons == "") & weak] = "no O K edge found (edge jump below pre-edge noise)"
-    on = onsets(energy, data, config.onset_fraction, config.onset_smooth_ev, config.onset_sustain_ev)
+    on = onset_energy(energy, data, config.onset_fraction, config.onset_smooth_ev, config.onset_sustain_ev)
     lo_on, hi_on = config.edge_ev + config.onset_range_ev[0], config.edge_ev + config.onset_range_ev[1]
     bad_on = ~((on >= lo_on) & (on <= hi_on))
     reasons[(reasons == "") & bad_on] = f"onset outside {lo_on:g}-{hi_on:g} eV"
-    X = align_rows(energy, data, np.where(np.isfinite(on), on, config.edge_ev), grid)
+    X = align_to_grid(energy, data, np.where(np.isfinite(on), on, config.edge_ev), grid)
     record["stages"].append({"stage": "onset_align_normalise", "rule": "coreloss.spectra.onset_energy",
                              "fraction": config.onset_fraction, "sustain_eV": config.onset_sustain_ev,
                              "grid": grid.to_dict(),

@@ -16,7 +16,7 @@ import numpy as np
 
 from coreloss.errors import CorelossError
 from coreloss.measured.readers import MeasuredSpectra, NavAxis
-from coreloss.spectra import DEFAULT_GRID, EnergyGrid
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid, resample
 
 
 def _field(shape, rng, n_blobs: int = 6) -> np.ndarray:
@@ -75,10 +75,7 @@ def synthetic_spectrum_image(X, y, grid: EnergyGrid = DEFAULT_GRID, shape=(32, 3
         sl = slice(a, a + 4096)
         rel = energy[None, :] - onsets[sl, None]
         Xs = X[flat_site[sl]]
-        idx = np.clip(np.searchsorted(g, rel, side="right") - 1, 0, g.size - 2)
-        w = np.clip((rel - g[idx]) / grid.step, 0, 1)
-        edge = np.take_along_axis(Xs, idx, 1) * (1 - w) + np.take_along_axis(Xs, idx + 1, 1) * w
-        edge = np.where(rel < g[0], 0.0, np.clip(edge, 0, None))
+        edge = np.clip(resample(g, Xs, rel), 0, None)  # zero below the grid (coreloss.spectra)
         tail = Xs[:, -1:] * np.exp(-np.clip(rel - g[-1], 0, None) / 10.0)  # smooth continuation
         edge = np.where(rel > g[-1], tail, edge)
         p = edge.max(axis=1)
@@ -112,8 +109,9 @@ def synthetic_spectrum_image(X, y, grid: EnergyGrid = DEFAULT_GRID, shape=(32, 3
 
 
 def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_names=None,
-               overwrite: bool = False) -> Path:
-    """Write spectra as an EELS ``.hspy`` signal (truth labels in ``original_metadata.truth``)."""
+               overwrite: bool = False, compression: str | None = "gzip") -> Path:
+    """Write spectra as an EELS ``.hspy`` signal (truth labels in ``original_metadata.truth``);
+    ``compression``: HDF5 compression of the data (None: raw, as acquisition software writes)."""
     path = Path(path)
     if path.suffix != ".hspy":
         raise CorelossError(f"{path}: synthetic spectrum images are written as .hspy")
@@ -122,8 +120,9 @@ def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import hyperspy.api as hs
-        axes = [{"name": a.name, "size": a.size, "scale": a.scale, "offset": a.offset, "units": a.units,
-                 "navigate": True} for a in spectra.nav_axes]
+        axes = [{"name": a.name, "units": a.units, "navigate": True,
+                 **({"axis": np.asarray(a.values, float)} if a.values is not None else
+                    {"size": a.size, "scale": a.scale, "offset": a.offset})} for a in spectra.nav_axes]
         axes.append({"name": "Energy loss", "size": spectra.energy.size, "offset": float(spectra.energy[0]),
                      "scale": spectra.dispersion, "units": "eV", "navigate": False})
         sig = hs.signals.Signal1D(spectra.data, axes=axes)
@@ -136,5 +135,5 @@ def write_hspy(spectra: MeasuredSpectra, path, truth: dict | None = None, label_
                 {"truth": {"labels": np.asarray(truth["labels"]), "site": np.asarray(truth["site"]),
                            "bad": np.asarray(truth["bad"]), "label_names": list(label_names or [])}})
         path.parent.mkdir(parents=True, exist_ok=True)
-        sig.save(str(path), overwrite=True)
+        sig.save(str(path), overwrite=True, compression=compression)
     return path

@@ -19,11 +19,13 @@ from torch import nn
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
 from coreloss.models.descriptors import SoapFeaturizer, SoapParams, species_of
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-forward/1"
+_KEYS = ("params", "grid", "soap", "f_mean", "f_std", "weights", "metadata")  # what load() reads
 
 
 class SpectrumMLP(nn.Module):
@@ -191,6 +193,7 @@ class ForwardModel:
             raise CorelossError(f"{path} is not a coreloss forward model ({exc.__class__.__name__})") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss forward model (format {FORMAT!r} expected)")
+        require_keys(blob, _KEYS, f"{path}: coreloss forward model")
         params = json.loads(blob["params"])
         grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
         obj = cls(soap=SoapParams(**json.loads(blob["soap"])), grid=grid, **params)

@@ -18,7 +18,7 @@ from pathlib import Path
 from coreloss.errors import CorelossError
 from coreloss.structures import sources
 from coreloss.structures.checks import check_oxide, check_sio2
-from coreloss.structures.dedup import deduplicate
+from coreloss.structures.dedup import CHGNET_SOURCES, deduplicate, merge_chgnet
 from coreloss.structures.record import StructureRecord
 
 GENERATED = "generated-chgnet"
@@ -34,6 +34,34 @@ def _embedded_doc() -> dict:
     if not path.is_file():
         return {}
     return json.loads(gzip.decompress(path.read_bytes()))
+
+
+def shipped_chgnet() -> list[StructureRecord]:
+    """The CHGNet-derived records (relaxed, under pressure, MD snapshots, amorphous) of the embedded set."""
+    return [StructureRecord.from_dict(r) for r in _embedded_doc().get("structures", [])
+            if r["source"] in CHGNET_SOURCES]
+
+
+def chgnet_records(cache_dir: str | Path | None, generate: bool = False, kinds=None,
+                   max_seconds: float | None = None, dropped: list | None = None,
+                   progress: bool = False) -> list[StructureRecord]:
+    """CHGNet-derived records: run the plan of :mod:`.diverse` into ``cache_dir`` (``generate``; resumable),
+    or read the finished tasks of ``cache_dir``, or (``cache_dir`` None) the embedded set's."""
+    from coreloss.structures import diverse
+
+    if cache_dir is None and not generate:
+        return shipped_chgnet()
+    if generate:
+        parents, zeolites = diverse.default_parents(zeolites=kinds is None or "zeolite" in kinds)
+        tasks = diverse.plan(parents, zeolites, tuple(kinds or diverse.KINDS))
+        docs = diverse.run(tasks, parents, cache_dir, max_seconds=max_seconds,
+                           log=print if progress else (lambda m: None))
+    else:
+        docs = diverse.read_cache(cache_dir)
+    records, failed = diverse.records_from_docs(docs)
+    if dropped is not None:
+        dropped += failed
+    return records
 
 
 def shipped_generated() -> list[StructureRecord]:
@@ -74,11 +102,15 @@ class BuildReport:
 def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = None,
                         use_minerals: bool = True, generate: bool = False, include_generated: bool = True,
                         from_dir: str | Path | None = None, mp: bool = False, workers: int = 2,
-                        progress: bool = False) -> BuildReport:
+                        progress: bool = False, include_chgnet: bool = True,
+                        chgnet_cache: str | Path | None = None, chgnet_kinds=None,
+                        chgnet_max_seconds: float | None = None) -> BuildReport:
     """Read, check (:func:`check_sio2`, or :func:`check_oxide` for ``from_dir``), deduplicate and sort.
 
     max_atoms: largest primitive cell kept (atoms); generate: rerun the CHGNet generation (minutes)
-    instead of reading the shipped generated structures; include_generated: add generated structures.
+    instead of reading the shipped generated structures (and run the CHGNet plan of :mod:`.diverse` into
+    ``chgnet_cache``, resumable); include_generated: add generated structures; include_chgnet: add the
+    CHGNet-derived realistic structures (from ``chgnet_cache`` when given, else the embedded set).
     The AMCSD minerals are read in place from ``minerals_dir`` (default: ``../shared/data/...`` where it
     exists; never shipped inside the package); ``use_minerals=False`` leaves them out.
     """
@@ -106,6 +138,10 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
                 raw += shipped_generated()
     if mp:
         raw += sources.read_materials_project(max_atoms, dropped=dropped)
+    derived = []
+    if from_dir is None and include_chgnet:
+        derived = chgnet_records(chgnet_cache, generate, chgnet_kinds, chgnet_max_seconds, dropped, progress)
+    raw += derived
     read = dict(sorted(collections.Counter(r.source for r in raw).items()))
     checked = []
     for rec in raw:
@@ -122,12 +158,19 @@ def build_structure_set(max_atoms: int = 150, minerals_dir: str | Path | None = 
     clash = sorted(i for i, n in ids.items() if n > 1)
     if clash:
         raise CorelossError(f"duplicate structure ids: {', '.join(clash[:5])} (rename the files)")
-    unique, duplicates = deduplicate(checked)
+    base = [r for r in checked if r.source not in CHGNET_SOURCES]
+    unique, duplicates = deduplicate(base)
+    unique, dup_chgnet = merge_chgnet(unique, [r for r in checked if r.source in CHGNET_SOURCES],
+                                      dict(duplicates))
+    duplicates += dup_chgnet
     generated_ok = [r for r in checked if r.source == GENERATED]
     params = {"max_atoms": max_atoms, "generate": generate, "include_generated": include_generated,
               "from_dir": str(from_dir) if from_dir is not None else None, "mp": mp,
               "minerals_dir": str(minerals) if minerals is not None else (
                   "not found" if from_dir is None and use_minerals else None),
-              "checks": "oxide" if from_dir is not None else "sio2"}
+              "checks": "oxide" if from_dir is not None else "sio2",
+              "chgnet": {"included": bool(from_dir is None and include_chgnet),
+                         "cache": str(chgnet_cache) if chgnet_cache is not None else "embedded",
+                         "kinds": list(chgnet_kinds) if chgnet_kinds else None}}
     return BuildReport(sorted(unique, key=lambda r: r.id), read, sorted(dropped),
                        sorted(duplicates), params, sorted(generated_ok, key=lambda r: r.id))

@@ -4,8 +4,10 @@ Two levels:
 
 * :func:`check_sio2` (strict, for the SiO2 default set): composition SiO2, no two atoms closer than
   ``min_distance`` (1.3 A), every Si and every O has its nearest Si-O distance in ``si_o_window``
-  (1.50-1.95 A), Si coordination 4 or 6 and O coordination 2 or 3, counting Si-O pairs closer than
-  ``bond_cutoff`` (2.05 A); every such bond must itself lie in the window.
+  (1.40-1.95 A; the lower end admits thermal snapshots at 1200 K), Si coordination 4, 5 or 6 and O
+  coordination 2 or 3, counting Si-O pairs closer than ``bond_cutoff`` (2.05 A) as bonds (longer
+  bonds than the window are admitted up to the cutoff: 5/6-coordinated Si in densified glass and
+  hot stishovite has bonds of 1.95-2.05 A).
 * :func:`check_oxide` (for user folders): the structure contains O, no overlapping atoms (1.3 A, 0.7 A
   for pairs with H) and every O has a non-O neighbour within 3.0 A.
 
@@ -18,10 +20,10 @@ import numpy as np
 from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-SI_O_WINDOW = (1.50, 1.95)   # A, allowed Si-O bond lengths
+SI_O_WINDOW = (1.40, 1.95)   # A, allowed nearest Si-O distance of every atom
 BOND_CUTOFF = 2.05           # A, Si-O pairs closer than this are bonds (first shell)
 MIN_DISTANCE = 1.30          # A, no two (non-H) atoms closer than this
-SI_CN = (4, 6)
+SI_CN = (4, 5, 6)
 O_CN = (2, 3)
 
 
@@ -75,8 +77,6 @@ def check_sio2(structure: Structure, si_o_window: tuple[float, float] = SI_O_WIN
         return [f"nearest Si-O distance {nearest[k]:.2f} A at {symbols[k]}{k} outside "
                 f"{lo:.2f}-{hi:.2f} A"]
     bonded = d < bond_cutoff
-    if (d[bonded] > hi).any():
-        return [f"Si-O bond {d[bonded].max():.2f} A longer than {hi:.2f} A"]
     cn = np.bincount(c[bonded], minlength=len(structure))
     for sym, allowed in (("Si", SI_CN), ("O", O_CN)):
         bad = sorted(set(cn[symbols == sym].tolist()) - set(allowed))

@@ -86,3 +86,55 @@ def deduplicate(records: list[StructureRecord], density_tol: float = 0.2,
             meta.pop("duplicates", None)
         out.append(StructureRecord(rec.id, rec.structure, rec.source, rec.citation, meta))
     return out, duplicates
+
+
+CHGNET_SOURCES = ("chgnet-relaxed", "chgnet-pressure", "chgnet-md", "chgnet-amorphous")
+
+
+def tight_matcher() -> StructureMatcher:
+    """Same structure to within numerical noise (no scaling): a relaxation that did not move it."""
+    return StructureMatcher(ltol=0.01, stol=0.02, angle_tol=0.5, primitive_cell=True, scale=False,
+                            attempt_supercell=False)
+
+
+def merge_chgnet(base: list[StructureRecord], derived: list[StructureRecord],
+                 aliases: dict[str, str] | None = None) -> tuple[list[StructureRecord], list[tuple[str, str]]]:
+    """Add CHGNet-derived records (relaxed, under pressure, MD snapshots, amorphous) to a deduplicated
+    set and give every record its ``meta["group"]``.
+
+    Rules: a derived record's group is its parent's group (``meta["group"]``), an amorphous cell is its
+    own group, a base record is its own group. A ``chgnet-relaxed`` record that the default matcher
+    fits to a base record joins that record's group (with every record of its old group: e.g. the
+    literature coesite's relaxations and snapshots join the AMCSD coesite); if the tight matcher also
+    fits (the relaxation did not move it), it is a duplicate and left out. Snapshots and amorphous
+    cells are never compared (thermal noise makes them unique). ``aliases``: ``{duplicate_id: kept_id}``
+    of the base dedup (a parent merged into another record). Returns (records, duplicates).
+    """
+    base = [StructureRecord(r.id, r.structure, r.source, r.citation, {**r.meta, "group": r.meta.get("group") or r.id})
+            for r in base]
+    keys = [((r.structure.composition.reduced_formula, *symmetry_key(r.structure)), float(r.structure.density), r)
+            for r in base if r.source != "zeose"]
+    matcher, tight = default_matcher(), tight_matcher()
+    rename: dict[str, str] = dict(aliases or {})
+    kept, duplicates = [], []
+    for rec in derived:
+        meta = dict(rec.meta)
+        meta["group"] = meta.get("group") or rec.id
+        if rec.source == "chgnet-relaxed":
+            s = rec.structure
+            key, rho = (s.composition.reduced_formula, *symmetry_key(s)), float(s.density)
+            parent = meta.get("parent")
+            cands = [b for k, d, b in keys if k == key and abs(rho - d) <= 0.2 * max(rho, d)]
+            cands += [b for b in base if b.id == parent and b.source == "zeose"]
+            hit = next((b for b in cands if matcher.fit(b.structure, s)), None)
+            if hit is not None:
+                if tight.fit(hit.structure, s):
+                    duplicates.append((rec.id, hit.id))
+                    rename[meta["group"]] = hit.meta["group"]
+                    continue
+                rename[meta["group"]] = hit.meta["group"]
+        kept.append(StructureRecord(rec.id, rec.structure, rec.source, rec.citation, meta))
+    out = base + [StructureRecord(r.id, r.structure, r.source, r.citation,
+                                  {**r.meta, "group": rename.get(r.meta["group"], r.meta["group"])})
+                  for r in kept]
+    return out, duplicates

@@ -232,6 +232,8 @@ def read_folder(directory: str | Path, dropped: list | None = None) -> list[Stru
         rid = f"file-{_slug(path.stem if path.suffix else path.name)}"
         try:
             s = read_structure_file(path)
+            if not s.is_ordered:  # canonical_cell needs one species per site
+                raise CorelossError(f"{path.name}: disordered (partial occupancies)")
         except CorelossError as exc:
             if directory.is_file():
                 raise

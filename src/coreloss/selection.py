@@ -1,0 +1,135 @@
+"""Budgeted O-site selection: which N sites an expensive engine computes first.
+
+Rule (deterministic, no random numbers): every symmetry-unique O site of every structure
+(:func:`coreloss.sites.o_sites`) is described by the SOAP vector the forward model uses
+(:class:`coreloss.models.descriptors.SoapFeaturizer`, default :class:`SoapParams`), L2-normalised
+(so the distance is that of the normalised SOAP kernel). Farthest-point sampling (FPS) then picks
+sites one by one: the first is the site farthest from the mean environment (an extreme), each next
+one the site farthest from all sites already picked (or already computed, ``done``). Ties go to the
+earlier candidate (structures in the given order, sites by index). Every prefix of the pick order
+covers the environment space as well as greedy FPS can (covering radius = the distance of the next
+pick, at most twice the optimum), so a build cut short has computed the most informative sites.
+
+The picks are then grouped by structure: one task per structure with all its picked sites (they
+share one ground state), tasks ordered by their best (earliest) pick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coreloss.errors import CorelossError
+
+
+@dataclass
+class Selection:
+    """Result of :func:`select_sites`.
+
+    picks: ``[(structure_id, site_index)]`` in pick order; radii: FPS distance of each pick (the
+    covering radius before it was added); tasks: ``[(structure_id, [site indices])]`` in work order;
+    n_candidates: unique O sites considered; groups: structure id -> group id.
+    """
+
+    picks: list
+    radii: list
+    tasks: list
+    n_candidates: int
+    groups: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-able description (stored in dataset provenance)."""
+        return {"rule": "farthest-point sampling on L2-normalised SOAP (coreloss.selection)",
+                "n_picked": len(self.picks), "n_candidates": self.n_candidates,
+                "n_structures": len(self.tasks),
+                "last_pick_distance": float(self.radii[-1]) if self.radii else None}
+
+
+def farthest_point_order(X: np.ndarray, n: int, done: np.ndarray | None = None) -> tuple[list[int], list[float]]:
+    """Greedy FPS: ``n`` row indices of ``X`` (Euclidean) and their distances when picked (the
+    covering radius of the earlier picks; ``inf`` for a first pick made without ``done``).
+
+    ``done``: boolean mask of rows already covered (never picked, but they cover their neighbours).
+    Without ``done`` the first pick is the row farthest from the mean row.
+    """
+    X = np.asarray(X, float)
+    m = len(X)
+    done = np.zeros(m, bool) if done is None else np.asarray(done, bool)
+    n = int(min(n, m - int(done.sum())))
+    if n <= 0:
+        return [], []
+    order, radii = [], []
+    if done.any():
+        dmin = np.full(m, np.inf)
+        for j in np.flatnonzero(done):
+            dmin = np.minimum(dmin, np.linalg.norm(X - X[j], axis=1))
+    else:  # first pick: the most unusual site (farthest from the mean environment)
+        first = int(np.argmax(np.linalg.norm(X - X.mean(axis=0), axis=1)))
+        order.append(first)
+        radii.append(float("inf"))
+        dmin = np.linalg.norm(X - X[first], axis=1)
+        dmin[first] = -np.inf
+    dmin[done] = -np.inf
+    while len(order) < n:
+        i = int(np.argmax(dmin))  # first maximum: ties go to the earlier row
+        order.append(i)
+        radii.append(float(dmin[i]))
+        dmin = np.minimum(dmin, np.linalg.norm(X - X[i], axis=1))
+        dmin[i] = -np.inf
+        dmin[done] = -np.inf
+    return order, radii
+
+
+def candidate_sites(records) -> list[tuple[str, int, str]]:
+    """``[(structure_id, site_index, group)]``: the symmetry-unique O sites of StructureRecords."""
+    from coreloss.sites import o_sites
+
+    out = []
+    for r in records:
+        group = str(r.meta.get("group") or r.id)
+        out += [(r.id, int(s.index), group) for s in o_sites(r.structure)]
+    return out
+
+
+def select_sites(records, budget: int, done=(), featurizer=None) -> Selection:
+    """Pick ``budget`` O sites of ``records`` (StructureRecords) by FPS on SOAP; see the module doc.
+
+    ``done``: ``(structure_id, site_index)`` pairs already computed: they count as covered and are
+    not picked again, so a larger budget on a resumed build extends the earlier choice.
+    """
+    from coreloss.models.descriptors import SoapFeaturizer
+
+    if budget < 1:
+        raise CorelossError(f"--budget must be a positive number of O sites, got {budget}")
+    records = list(records)
+    cands = candidate_sites(records)
+    if not cands:
+        raise CorelossError("no O sites in the selected structures")
+    feat = featurizer or SoapFeaturizer()
+    by_id = {r.id: r for r in records}
+    rows = []
+    for sid in dict.fromkeys(c[0] for c in cands):
+        idx = [c[1] for c in cands if c[0] == sid]
+        rows.append(feat.featurize(by_id[sid].structure, idx))
+    X = np.vstack(rows)
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    done_set = {(str(s), int(i)) for s, i in done}
+    done_mask = np.array([(c[0], c[1]) in done_set for c in cands])
+    order, radii = farthest_point_order(X, budget, done_mask)
+    picks = [(cands[i][0], cands[i][1]) for i in order]
+    tasks: dict[str, list[int]] = {}
+    for sid, idx in picks:
+        tasks.setdefault(sid, []).append(idx)
+    return Selection(picks, radii, [(sid, sorted(idx)) for sid, idx in tasks.items()], len(cands),
+                     {c[0]: c[2] for c in cands})
+
+
+def budget_plan(records, budget: int, computed=(), failed=()) -> tuple[list, Selection]:
+    """Dataset-build plan for a budget: ``([(record dict, [site indices])], Selection)``, best task
+    first. ``computed``/``failed``: ``(structure_id, site_index)`` keys already in the dataset (a
+    whole-structure failure, index -1, is ignored): they count as covered."""
+    done = list(computed) + [k for k in failed if k[1] >= 0]
+    sel = select_sites(records, budget, done=done)
+    by_id = {r.id: r for r in records}
+    return [(by_id[sid].to_dict(), idx) for sid, idx in sel.tasks], sel
