@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_fidelity.py --schemes  # scheme choice
 
 Reference: the plane-wave half-core-hole spectra of ``bench_pw_reference.py`` (its part files or
-``datasets/sio2_pw_reference.h5``: PBE, 400 eV, images >= 8 Å, bands converged >= 25 eV above
+``work_data/sio2_pw_reference_full.h5``: PBE, 400 eV, images >= 8 Å, bands converged >= 25 eV above
 the first transition). Every reference site is recomputed with ``get_engine("gpaw-lcao")``
 (defaults) and ``get_engine("xtb")`` (defaults, same broadening), results cached per site in
 ``benchmarks/results/fidelity_sites.json``. Reported per site: cosine of the onset-aligned,
@@ -38,11 +38,11 @@ WINDOWS = {"-5..15": 15.0, "-5..25": 25.0}
 
 def reference_rows() -> dict:
     """(structure id, site) -> reference row (from the dataset file, else the part files)."""
-    from bench_pw_reference import OUT, PARTS
+    from bench_pw_reference import FULL, PARTS
 
     from coreloss.dataset_store import Table, list_parts, read_part, read_table
 
-    table = read_table(OUT) if OUT.is_file() else Table()
+    table = read_table(FULL) if FULL.is_file() else Table()
     for p in list_parts(PARTS) if PARTS.is_dir() else []:
         table.add(read_part(p))
     return {k: {**v, "record": table.structures[k[0]]} for k, v in table.rows.items()}
@@ -163,6 +163,8 @@ def compare_engines(engines: dict) -> dict:
     from coreloss.labels import LABEL_NAMES
 
     refs = reference_rows()
+    dks_path = RESULTS / "pw_reference_dks.json"  # bench_pw_reference.py dks
+    pw_dks = json.loads(dks_path.read_text()) if dks_path.is_file() else {}
     out = {"reference_sites": [f"{k[0]}#{k[1]}" for k in refs], "engines": {}}
     for name, (engine, params) in engines.items():
         rows, sref, seng, lab_ref, lab_eng = [], [], [], {}, {}
@@ -175,6 +177,9 @@ def compare_engines(engines: dict) -> dict:
             sref.append(a)
             seng.append(b)
             lab_ref[key] = dict(zip(LABEL_NAMES, map(float, row["y"])))
+            if not np.isfinite(lab_ref[key]["excitation_energy"]):  # spectrum-only reference
+                extra = pw_dks.get(f"{key[0]}#{key[1]}")
+                lab_ref[key]["excitation_energy"] = extra["excitation_energy"] if extra else np.nan
             lab_eng[key] = res["labels"]
             rows.append({"site": f"{key[0]}#{key[1]}", "cosine": cosines(a, b),
                          "labels": res["labels"], "reference_labels": {
