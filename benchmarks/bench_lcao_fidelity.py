@@ -121,11 +121,15 @@ def engine_site(engine: str, params: dict, record: dict, site: int) -> dict:
 
 def seed_from_schemes(path: Path) -> None:
     """Put the default gpaw-lcao results of ``bench_lcao_schemes.py`` (the same functions and
-    parameters: tzdp, h 0.25, spin-polarised XCH energy, hch sticks cut 24 eV above the first
-    transition, Voigt 1.0/0.2 eV) into the cache instead of recomputing them. BOP is not
+    parameters: tzdp, h 0.25, spin-polarised XCH energy, hch sticks cut at the engine's default
+    ``empty_cut_ev`` above the first transition, Voigt 1.0/0.2 eV) into the cache instead of recomputing them. BOP is not
     recorded there (NaN)."""
+    import inspect
+
+    from coreloss.engines.gpaw_lcao import GPAWLCAOEngine
     from coreloss.spectra import broaden_sticks, onset_energy
 
+    cut = inspect.signature(GPAWLCAOEngine).parameters["empty_cut_ev"].default
     data = json.loads(path.read_text())
     ids = {"Quartz-alpha": "amcsd-Quartz-alpha", "Stishovite": "amcsd-Stishovite"}
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
@@ -135,12 +139,12 @@ def seed_from_schemes(path: Path) -> None:
         key = json.dumps(["gpaw-lcao", {}, ids[name], res["site"]], sort_keys=True)
         e, f, top = (np.asarray(v) if i < 2 else v for i, v in enumerate(res["sticks"]["hch"]))
         dks = res["dks_spinpol"]
-        e_max = min(dks + 24.0, top)
+        e_max = min(dks + cut, top)
         keep = e <= e_max
         energy = np.arange(dks - 8.0, e_max + 5.0, 0.05)
         inten = broaden_sticks(e[keep], f[keep], energy, 1.0, 0.2)
         t = res["timings_s"]
-        cache.setdefault(key, {
+        cache[key] = ({
             "energy": energy.tolist(), "intensity": inten.tolist(),
             "onset": onset_energy(energy, inten),
             "labels": {"mulliken_charge": res["mulliken_charge"], "bop": float("nan"),
@@ -217,7 +221,7 @@ def compare_schemes(path: Path) -> dict:
             entry["reference_excitation_energy"] = float(ref["y"][-1])
         for scheme, (e, f, top) in res["sticks"].items():
             e, f = np.asarray(e), np.asarray(f)
-            for cut in (20.0, 24.0, 28.0):
+            for cut in (20.0, 24.0, 25.0, 26.0, 27.0, 28.0, 30.0):
                 first = e.min()
                 keep = e <= min(first + cut, top)
                 grid = np.arange(first - 8, min(first + cut, top) + 5, 0.05)
