@@ -187,8 +187,8 @@ class GPAWEngine(Engine):
     nbands_above: empty bands for the spectrum (default: free-electron estimate for ``empty_ev``
     eV); converge_fraction: share of the empty bands converged; gaussian_fwhm, lorentzian_fwhm:
     broadening (eV); de: output axis step (eV); basis: LCAO basis for Mulliken/BOP;
-    log_dir: folder for GPAW text logs (default: silent); delta_ks: False skips the full-core-hole
-    SCF (excitation energy NaN, the first transition placed at 0 eV: a relative axis).
+    log_dir: folder for GPAW text logs (default: silent); delta_ks: False skips the ground state
+    and the full-core-hole SCF (excitation energy NaN, first transition at NOMINAL_EDGE_EV).
     """
 
     name = "gpaw"
@@ -273,7 +273,9 @@ class GPAWEngine(Engine):
                      "broadening": {"profile": "voigt",
                                     "gaussian_fwhm_eV": self.params["gaussian_fwhm"],
                                     "lorentzian_fwhm_eV": self.params["lorentzian_fwhm"]},
-                     "energy_reference": "DKS excitation energy at the first transition",
+                     "energy_reference": "DKS excitation energy at the first transition"
+                     if self.params.get("delta_ks", True) else
+                     f"first transition at a nominal {NOMINAL_EDGE_EV} eV (no Delta-KS)",
                      "units": {"energy": "eV", "mulliken_charge": "e", "bop": "e"}})
         out: list[SiteResult | EngineError] = []
         for i in sites:
@@ -285,8 +287,9 @@ class GPAWEngine(Engine):
                     e_exc = dks_excited_energy(atoms, j, "fch1s", **self._common(f"fch_{i}"))
                     t_site["fch_s"] = time.perf_counter() - t0
                     dks = e_exc - e_gs
-                else:  # spectrum only: relative axis, first transition at 0 eV
-                    e_exc, dks, t_site["fch_s"] = float("nan"), 0.0, 0.0
+                else:  # spectrum only: first transition at a nominal O K edge; the oscillator
+                    # strengths scale with the transition energy, so it must not be ~0
+                    e_exc, dks, t_site["fch_s"] = float("nan"), NOMINAL_EDGE_EV, 0.0
                 t0 = time.perf_counter()
                 e_st, f_st, e_max = core_hole_sticks(atoms, j, nbands, conv, dks, "hch1s",
                                                      **self._common(f"hch_{i}"))
