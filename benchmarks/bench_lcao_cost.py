@@ -34,7 +34,8 @@ def main(argv=None):
     from coreloss.structures import default_set_path, load_structures
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ids", nargs="+", default=["pyxtal-lt_quartz", "zeo-EEI", "zeo-AWO"])
+    ap.add_argument("--ids", nargs="*", default=["pyxtal-lt_quartz", "zeo-EEI", "zeo-AWO"],
+                    help="structures to run (none: only collect the fidelity runs and fit)")
     ap.add_argument("-p", "--param", nargs="*", default=[], help="engine key=value")
     args = ap.parse_args(argv)
     from coreloss.dataset import parse_engine_params

@@ -100,3 +100,21 @@ def test_dataset_build_defaults_to_the_dft_engine():
 
     assert inspect.signature(build_dataset).parameters["engine"].default == "gpaw-lcao"
     assert inspect.signature(build).parameters["engine"].default.default == "gpaw-lcao"
+
+
+def test_committed_pw_reference_set_loads():
+    """datasets/sio2_pw_reference.h5 (benchmarks/bench_pw_reference.py): a coreloss dataset file."""
+    from pathlib import Path
+
+    from coreloss.dataset import load_dataset
+
+    path = Path(__file__).resolve().parents[1] / "datasets" / "sio2_pw_reference.h5"
+    if not path.is_file():
+        pytest.skip("no plane-wave reference set committed")
+    ds = load_dataset(path)
+    p = ds.provenance
+    assert p["engine"] == "gpaw" and p["parameters"]["ecut"] >= 400
+    assert p["parameters"]["min_image_distance"] >= 8
+    assert len(ds) >= 1 and np.all(np.isfinite(ds.X)) and ds.X.min() >= -1e-9
+    assert np.all(np.isfinite(ds.y[:, :5]))  # excitation energy may be NaN (spectrum only)
+    assert not any(sid.startswith("amcsd-") for sid in ds.structures)  # nothing from ../shared

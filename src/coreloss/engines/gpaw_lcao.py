@@ -106,6 +106,9 @@ class GPAWLCAOEngine(Engine):
     """
 
     name = "gpaw-lcao"
+    #: cost model (Engine.relative_cost): fitted to 36- and 72-atom timings
+    #: (benchmarks/bench_lcao_cost.py: exponent 1.9 per site, 2.2 ground state)
+    cost_exponent = 1.9
 
     def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
                  xch_spinpol: bool = True, empty_cut_ev: float = 28.0,
@@ -116,8 +119,7 @@ class GPAWLCAOEngine(Engine):
             raise CorelossError(f"gpaw-lcao engine: scheme must be one of {SCHEMES}, not {scheme!r}")
         if not (h > 0 and empty_cut_ev > 0 and min_image_distance > 0):
             raise CorelossError("gpaw-lcao engine: h, empty_cut_ev and min_image_distance must be > 0")
-        # cost model (dataset builds): per site XCH (spin-polarised, ~2-2.5 ground states) plus
-        # hch (~1); fitted in docs/engines.md / benchmarks/bench_lcao_cost.py
+        # per site: XCH (spin-polarised, ~2-2.5 ground states) plus hch (~1)
         self.site_cost = 3.0 if scheme == "hch+xch" else 2.3
         self.sites_per_task = 6  # ~30 min of work at most in flight per worker (72 atoms)
         super().__init__(basis=str(basis), h=float(h), xc=xc, scheme=scheme,
