@@ -35,6 +35,8 @@ from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
+#: first transition (eV) of a spectrum computed without Delta-KS (``delta_ks=False``)
+NOMINAL_EDGE_EV = 535.0
 
 
 def _import_gpaw():
