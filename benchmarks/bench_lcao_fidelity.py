@@ -198,6 +198,11 @@ def compare_engines(engines: dict) -> dict:
             if ok else None,
             "rank_corr_pairwise_distances": {w: rank_corr_of_distances(sref, seng, t)
                                              for w, t in WINDOWS.items()},
+            "pairwise_cosine_-5..15": [
+                {"pair": [ok[i]["site"], ok[j]["site"]],
+                 "reference": cosines(sref[i], sref[j])["-5..15"],
+                 "engine": cosines(seng[i], seng[j])["-5..15"]}
+                for i, j in combinations(range(len(ok)), 2)],
             "quartz_to_stishovite_shift_eV": _shift(lab_eng),
             "reference_quartz_to_stishovite_shift_eV": _shift(lab_ref)}
     return out

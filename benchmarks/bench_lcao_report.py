@@ -37,6 +37,10 @@ def fidelity() -> None:
                   f"{_f(lab['mulliken_charge'])} / {_f(ref['mulliken_charge'])} | "
                   f"{_f(lab['excitation_energy'], '{:.2f}')} / {_f(ref['excitation_energy'], '{:.2f}')} | "
                   f"{_f(r['wall_s'], '{:.0f}')} |")
+        for pc in e.get("pairwise_cosine_-5..15", []):
+            print(f"\npairwise cosine -5..15 eV {pc['pair'][0]} vs {pc['pair'][1]}: "
+                  f"{name} {pc['engine']:.3f}, plane waves {pc['reference']:.3f}", end="")
+        print()
         mc, rc = e["min_cosine"] or {}, e["rank_corr_pairwise_distances"]
         print(f"\nmin cosine -5..15 / -5..25: {_f(mc.get('-5..15'))} / {_f(mc.get('-5..25'))}; "
               f"Spearman of pairwise distances -5..15 / -5..25: {_f(rc.get('-5..15'))} / "
