@@ -20,13 +20,8 @@ from coreloss.errors import CorelossError  # noqa: E402
 FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def setup_cache(tmp_path_factory):
-    """Generate core-hole setups and bases into a private cache, not the user's."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CORELOSS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+# core-hole setups and bases are generated into a private cache, not the user's
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def cristobalite() -> Structure:
@@ -94,7 +89,7 @@ def test_engine_params_and_errors():
         eng.compute_sites(rutile_type(), [0])
     with pytest.raises(CorelossError, match="scheme"):
         get_engine("gpaw-lcao", scheme="zz")
-    assert eng.relative_cost(200, 3) > eng.relative_cost(100, 3) > eng.relative_cost(100, 1)
+    assert eng.cost(200, 3) > eng.cost(100, 3) > eng.cost(100, 1)
 
 
 def test_dataset_build_defaults_to_the_dft_engine():

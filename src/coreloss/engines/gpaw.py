@@ -28,14 +28,13 @@ import time
 from typing import Sequence
 
 import numpy as np
+from ase.units import Bohr, Hartree
 
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
-BOHR_PER_ANGSTROM = 1.0 / 0.52917721067
-HARTREE_EV = 27.211386245988
 
 
 def _import_gpaw():
@@ -155,10 +154,28 @@ def _full_hermitian(S):
     return S
 
 
+def gpaw_version() -> str:
+    """``"gpaw <version>"`` (provenance of the GPAW engines)."""
+    try:
+        import gpaw
+    except ImportError:
+        return "gpaw not installed"
+    return f"gpaw {gpaw.__version__}"
+
+
+def log_file(log_dir: str | None, tag: str) -> str | None:
+    """GPAW ``txt`` for one calculation: ``<log_dir>/<tag>.txt`` (folder created), None: silent."""
+    if not log_dir:
+        return None
+    from pathlib import Path
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return str(Path(log_dir) / f"{tag}.txt")
+
+
 def n_empty_bands(volume_A3: float, empty_ev: float) -> int:
     """Free-electron estimate (x1.3, +8) of the bands per spin up to ``empty_ev`` above the CBM."""
-    v = volume_A3 * BOHR_PER_ANGSTROM**3
-    k = math.sqrt(2.0 * empty_ev / HARTREE_EV)
+    v = volume_A3 / Bohr**3
+    k = math.sqrt(2.0 * empty_ev / Hartree)
     return int(math.ceil(1.3 * v * k**3 / (6 * math.pi**2))) + 8
 
 
@@ -170,7 +187,8 @@ class GPAWEngine(Engine):
     nbands_above: empty bands for the spectrum (default: free-electron estimate for ``empty_ev``
     eV); converge_fraction: share of the empty bands converged; gaussian_fwhm, lorentzian_fwhm:
     broadening (eV); de: output axis step (eV); basis: LCAO basis for Mulliken/BOP;
-    log_dir: folder for GPAW text logs (default: silent).
+    log_dir: folder for GPAW text logs (default: silent); delta_ks: False skips the full-core-hole
+    SCF (excitation energy NaN, the first transition placed at 0 eV: a relative axis).
     """
 
     name = "gpaw"
@@ -180,7 +198,7 @@ class GPAWEngine(Engine):
                  nbands_above: int | None = None, empty_ev: float = 30.0,
                  converge_fraction: float = 0.8, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, basis: str = "dzp",
-                 maxiter: int = 300, log_dir: str | None = None):
+                 maxiter: int = 300, log_dir: str | None = None, delta_ks: bool = True):
         if mode not in ("pw", "fd"):
             raise CorelossError(f"gpaw engine: mode must be 'pw' or 'fd', not {mode!r}")
         if not 0 < converge_fraction <= 1:
@@ -189,15 +207,12 @@ class GPAWEngine(Engine):
                          min_image_distance=float(min_image_distance), nbands_above=nbands_above,
                          empty_ev=float(empty_ev), converge_fraction=float(converge_fraction),
                          gaussian_fwhm=float(gaussian_fwhm), lorentzian_fwhm=float(lorentzian_fwhm),
-                         de=float(de), basis=basis, maxiter=int(maxiter), log_dir=log_dir)
+                         de=float(de), basis=basis, maxiter=int(maxiter), log_dir=log_dir,
+                         **({} if delta_ks else {"delta_ks": False}))
 
     @property
     def version(self) -> str:
-        try:
-            import gpaw
-        except ImportError:
-            return "gpaw not installed"
-        return f"gpaw {gpaw.__version__}"
+        return gpaw_version()
 
     # -- calculator parameters -------------------------------------------------------------
     def _kpts(self):
@@ -209,13 +224,8 @@ class GPAWEngine(Engine):
     def _common(self, tag: str) -> dict:
         p = self.params
         mode = {"name": "pw", "ecut": p["ecut"]} if p["mode"] == "pw" else "fd"
-        txt = None
-        if p["log_dir"]:
-            from pathlib import Path
-            Path(p["log_dir"]).mkdir(parents=True, exist_ok=True)
-            txt = str(Path(p["log_dir"]) / f"{tag}.txt")
         return {"mode": mode, "xc": p["xc"], "kpts": self._kpts(), "maxiter": p["maxiter"],
-                "txt": txt}
+                "txt": log_file(p["log_dir"], tag)}
 
     # -- the engine ----------------------------------------------------------------------
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
@@ -225,23 +235,18 @@ class GPAWEngine(Engine):
         from coreloss.sites import first_shell
 
         _import_gpaw()
-        if not hasattr(structure, "lattice"):  # ASE Atoms
-            structure = AseAtomsAdaptor.get_structure(structure)
-        setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
-        sites = [int(i) for i in site_indices]
-        for i in sites:
-            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                raise CorelossError(f"site {i} is not an O atom of this "
-                                    f"{structure.composition.reduced_formula} structure")
+        structure, sites = self.check_sites(structure, site_indices)
         if not sites:
             return []
+        setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
         sc, _, scale = make_supercell(structure, sites[0], self.params["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
         atoms = AseAtomsAdaptor.get_atoms(sc)
         timings: dict[str, float] = {}
         try:
             t0 = time.perf_counter()
-            e_gs = ground_state_energy(atoms, **self._common("ground_state"))
+            e_gs = (ground_state_energy(atoms, **self._common("ground_state"))
+                    if self.params.get("delta_ks", True) else float("nan"))  # only for Delta-KS
             timings["ground_state_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             charges, pops, valence = lcao_populations(atoms, self.params["basis"],
@@ -276,9 +281,12 @@ class GPAWEngine(Engine):
             try:
                 t_site = dict(timings)
                 t0 = time.perf_counter()
-                e_exc = dks_excited_energy(atoms, j, "fch1s", **self._common(f"fch_{i}"))
-                t_site["fch_s"] = time.perf_counter() - t0
-                dks = e_exc - e_gs
+                if self.params.get("delta_ks", True):
+                    e_exc = dks_excited_energy(atoms, j, "fch1s", **self._common(f"fch_{i}"))
+                    t_site["fch_s"] = time.perf_counter() - t0
+                    dks = e_exc - e_gs
+                else:  # spectrum only: relative axis, first transition at 0 eV
+                    e_exc, dks, t_site["fch_s"] = float("nan"), 0.0, 0.0
                 t0 = time.perf_counter()
                 e_st, f_st, e_max = core_hole_sticks(atoms, j, nbands, conv, dks, "hch1s",
                                                      **self._common(f"hch_{i}"))
@@ -296,7 +304,7 @@ class GPAWEngine(Engine):
                              "spectrum_max_eV": e_max, "E_gs_eV": e_gs, "E_fch_eV": e_exc})
                 out.append(SiteResult(i, energy, inten, onset_energy(energy, inten),
                                       {"mulliken_charge": float(charges[j]), "bop": bop,
-                                       "excitation_energy": float(dks)}, prov))
+                                       "excitation_energy": float(e_exc - e_gs)}, prov))
             except Exception as exc:
                 msg = f"gpaw site {i}: {type(exc).__name__}: {exc}".replace("\n", " ")
                 out.append(EngineError(msg))
