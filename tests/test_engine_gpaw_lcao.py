@@ -118,3 +118,25 @@ def test_committed_pw_reference_set_loads():
     assert len(ds) >= 1 and np.all(np.isfinite(ds.X)) and ds.X.min() >= -1e-9
     assert np.all(np.isfinite(ds.y[:, :5]))  # excitation energy may be NaN (spectrum only)
     assert not any(sid.startswith("amcsd-") for sid in ds.structures)  # nothing from ../shared
+
+
+def test_gpaw_atoms_turns_negative_orthorhombic_axes():
+    """GPAW's log drawing fails on a diagonal cell with a negative element (seen on a generated
+    SiO2 phase); gpaw_atoms gives the same lattice and positions with +x, +y, +z axes."""
+    pytest.importorskip("gpaw")
+    from gpaw.io.plot_atoms import plot_atoms
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from coreloss.engines.gpaw import gpaw_atoms
+
+    s = Structure(Lattice([[-4.0, 0, 0], [0, -4.2, 0], [0, 0, 4.4]]), ["Si", "O", "O"],
+                  [[0, 0, 0], [0.3, 0.3, 0], [0.7, 0.7, 0]])
+    with pytest.raises(ValueError):
+        plot_atoms(AseAtomsAdaptor.get_atoms(s))
+    atoms = gpaw_atoms(s)
+    assert np.allclose(atoms.cell.array, np.diag([4.0, 4.2, 4.4]))
+    plot_atoms(atoms)  # no error
+    back = AseAtomsAdaptor.get_structure(atoms)
+    assert back.lattice.volume == pytest.approx(s.lattice.volume)
+    assert sorted(np.round(back.distance_matrix.ravel(), 6)) == sorted(np.round(s.distance_matrix.ravel(), 6))

@@ -53,6 +53,25 @@ def _calc(**kw):
     return GPAW(legacy_gpaw=True, **kw)
 
 
+def gpaw_atoms(structure):
+    """ASE ``Atoms`` of a pymatgen structure for GPAW: the same lattice and Cartesian positions,
+    with cell vectors of a diagonal (orthorhombic) cell turned to point along +x, +y, +z.
+
+    GPAW's text log draws orthorhombic cells from the cell's diagonal and fails ("negative
+    dimensions are not allowed") when a diagonal element is negative, which pymatgen's reduced
+    cells can have; flipping a lattice vector changes no physics.
+    """
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    cell = atoms.cell.array.copy()
+    if atoms.cell.orthorhombic and np.any(np.diag(cell) < 0):
+        cell[np.diag(cell) < 0] *= -1.0
+        atoms.set_cell(cell, scale_atoms=False)
+        atoms.wrap()
+    return atoms
+
+
 def total_energy(atoms) -> float:
     """Potential energy plus GPAW's reference (all-electron atomic) energy, eV."""
     e = atoms.get_potential_energy()
@@ -243,7 +262,7 @@ class GPAWEngine(Engine):
         setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
         sc, _, scale = make_supercell(structure, sites[0], self.params["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        atoms = AseAtomsAdaptor.get_atoms(sc)
+        atoms = gpaw_atoms(sc)
         timings: dict[str, float] = {}
         try:
             t0 = time.perf_counter()

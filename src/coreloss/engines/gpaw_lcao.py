@@ -31,7 +31,7 @@ import numpy as np
 
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
-from coreloss.engines.gpaw import (_calc, _import_gpaw, gpaw_version, log_file, populations,
+from coreloss.engines.gpaw import (_calc, _import_gpaw, gpaw_atoms, gpaw_version, log_file, populations,
                                    total_energy)
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
@@ -155,7 +155,7 @@ class GPAWLCAOEngine(Engine):
                                         self._core_holes(), p["xc"])
         sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        atoms = AseAtomsAdaptor.get_atoms(sc)
+        atoms = gpaw_atoms(sc)
         t0 = time.perf_counter()
         try:
             e_gs, charges, pops, valence = lcao_ground_state(atoms, **self._kw("ground_state"))
