@@ -106,7 +106,7 @@ class GPAWLCAOEngine(Engine):
     """
 
     name = "gpaw-lcao"
-    #: cost model (Engine.relative_cost): fitted to 36- and 72-atom timings
+    #: cost model (Engine.cost): fitted to 36- and 72-atom timings
     #: (benchmarks/bench_lcao_cost.py: exponent 1.9 per site, 2.2 ground state)
     cost_exponent = 1.9
 
