@@ -70,3 +70,14 @@ def test_shipped_inverse_model_flags_measured_non_sio2_and_dft(data):
         res = predict_measured(read_measured(exp / name), model)
         assert res.valid.all() and res.ood.all(), name
         assert count_impossible(res.mean, model.label_names) == 0
+
+
+def test_shipped_xtb_model_flags_the_plane_wave_reference_sites():
+    """The shipped model learned xtb spectra and cannot read plane-wave DFT spectra (BENCHMARKS.md,
+    "Transfer"): every site of the committed reference set must be flagged, bounds respected."""
+    from coreloss.evaluate import evaluate_transfer
+
+    ref = load_dataset(DATA.parent / "sio2_pw_reference.h5")
+    res = evaluate_transfer(InverseModel.load(default_inverse_model_path()), ref)
+    assert res["metrics"]["n_sites"] >= 3 and res["metrics"]["ood_flag_rate"] == 1.0
+    assert all(0 < s["bond_angle_pred"] <= 180 and s["bond_length_pred"] > 0 for s in res["sites"])
