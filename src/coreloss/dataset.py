@@ -277,28 +277,24 @@ def split_tasks(todo, max_sites: int | None, rank: dict | None = None) -> list[t
     from pymatgen.core import Structure
 
     from coreloss.sites import o_sites
+    unranked = len(rank) if rank else 0
     pieces = []
-    for pos, (rec, only) in enumerate(todo):
+    for rec, only in todo:
         if only is not None and -1 in only:
-            pieces.append(((pos, 0), rec, only))
+            pieces.append((rec, only))
             continue
         idx = list(only) if only is not None else \
             [s.index for s in o_sites(Structure.from_dict(rec["structure"]))]
         if rank is not None:
-            idx.sort(key=lambda i: rank.get((rec["id"], i), len(rank)))
+            idx.sort(key=lambda i: rank.get((rec["id"], i), unranked))
         if len(idx) <= max_sites:
-            pieces.append(((pos, 0), rec, only))
-            continue
-        for k in range(0, len(idx), max_sites):
-            chunk = idx[k:k + max_sites]
-            best = min(rank.get((rec["id"], i), len(rank)) for i in chunk) if rank else None
-            pieces.append(((best, pos) if rank else (pos, k), rec, sorted(chunk)))
-    if rank is not None:  # unsplit tasks: their best pick
-        pieces = [((min(rank.get((rec["id"], i), len(rank)) for i in only) if only else key[0], key[1])
-                   if key[1] == 0 and only is not None and rank else key, rec, only)
-                  for key, rec, only in pieces]
-    pieces.sort(key=lambda p: p[0])
-    return [(rec, only) for _, rec, only in pieces]
+            pieces.append((rec, only))
+        else:
+            pieces += [(rec, sorted(idx[k:k + max_sites])) for k in range(0, len(idx), max_sites)]
+    if rank is not None:  # work order: each piece's best pick (sort is stable; unranked last)
+        pieces.sort(key=lambda p: min((rank.get((p[0]["id"], i), unranked) for i in p[1]),
+                                      default=unranked) if p[1] else unranked)
+    return pieces
 
 
 def _run_tasks(todo, engine, grid, workers, scheduler, costs=None):
