@@ -8,6 +8,9 @@ benchmarks/results/gpaw_*.json when present).
 
     .venv/bin/python benchmarks/bench_forward.py --data runs/default_xtb.h5 [--select] [--ship]
 
+``--ship`` retrains the chosen setup through coreloss.workflow.ship (the library workflow) into
+src/coreloss/data/forward_model.pt, with these benchmark metrics in model_metrics.json (key "forward").
+
 ``--select``: the network size / dropout / weight decay are chosen by group 3-fold CV over the
 *training* structures only (``coreloss.models.forward.cross_validate_params``); the test
 structures are scored once, with the chosen parameters.
@@ -166,21 +169,19 @@ def main():
     res = {"dataset": {"path": args.data, "n_sites": len(ds), "n_structures": len(ds.structures),
                        "n_test_sites": int(te.sum()), "provenance": ds.provenance},
            "test": m_test, "train": m_train, "mean_spectrum_baseline": m_base, "speed": speed,
-           "train_seconds": train_s, "params": fm.get_params(), "selection": selection, "descriptor": fm.metadata["descriptor"],
+           "train_seconds": train_s, "params": fm.param_record(), "selection": selection, "descriptor": fm.metadata["descriptor"],
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"forward_{Path(args.data).stem}.json").write_text(json.dumps(res, indent=2, default=float))
     print(f"\ntrain {train_s:.1f} s; wrote {out / f'forward_{Path(args.data).stem}.json'}")
-    if args.ship:
-        path = ROOT / "src" / "coreloss" / "data" / "forward_model.pt"
-        fm.save(path)
-        mpath = ROOT / "src" / "coreloss" / "data" / "model_metrics.json"
-        doc = json.loads(mpath.read_text()) if mpath.exists() else {}
-        doc["forward"] = {"file": "forward_model.pt", "size_bytes": path.stat().st_size,
-                          **{k: v for k, v in res.items() if k != "train"}}
-        mpath.write_text(json.dumps(doc, indent=2, default=float))
-        print(f"shipped {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}")
+    if args.ship:  # through the library workflow: train_and_evaluate on the dataset's split + write_models
+        from coreloss.workflow import ship
+        bench = {f"benchmark_{k}" if k in ("test", "mean_spectrum_baseline") else k: v
+                 for k, v in res.items() if k != "train"}
+        run = ship(ds, forward=fm, metrics={"forward": bench}, dataset_path=args.data)
+        print(f"shipped forward model (retrained by coreloss.workflow.ship; "
+              f"{run.forward.metadata['train_seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

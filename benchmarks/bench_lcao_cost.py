@@ -6,7 +6,7 @@
 Structures from the embedded default set; the first unique O site of each, with the engine's
 defaults (``get_engine("gpaw-lcao")``). Per structure: the ground state (shared by a structure's
 sites) and the per-site core-hole SCF, wall seconds, the load average of the (shared) machine.
-Fits the builder's cost model ``(g + n_sites * s) * (N / 100) ** p`` to the measured ground-state
+Adds the default-engine timings of ``bench_lcao_fidelity.py`` runs, fits the builder's cost model ``(g + n_sites * s) * (N / 100) ** p`` to the measured ground-state
 and site times and writes everything to ``benchmarks/results/lcao_cost.json`` (resumable: done
 structures are kept).
 """
@@ -62,6 +62,18 @@ def main(argv=None):
                 "wall_s": wall, "load_avg_1min": os.getloadavg()[0], "timings_s": t}
         print(json.dumps(res["per_structure"][key]), flush=True)
         OUT.write_text(json.dumps(res, indent=1))
+    fid = OUT.parent / "fidelity_sites.json"  # default-engine runs of bench_lcao_fidelity.py
+    if fid.is_file():
+        for key, v in json.loads(fid.read_text()).items():
+            engine, params, sid, site = json.loads(key)
+            if engine == "gpaw-lcao" and not params and v.get("timings_s"):
+                t = v["timings_s"]
+                res["per_structure"][f"{sid} (fidelity run)"] = {
+                    "id": sid, "params": {}, "supercell_atoms": v["supercell_atoms"],
+                    "ground_state_s": t["ground_state_s"],
+                    "site_s": sum(x for k, x in t.items() if k != "ground_state_s"),
+                    "wall_s": v["wall_s"], "load_avg_1min": v.get("load_avg_1min") or float("nan"),
+                    "timings_s": t, "source": "benchmarks/results/fidelity_sites.json"}
     ok = [v for v in res["per_structure"].values() if "error" not in v and not v["params"]]
     if len(ok) >= 2:
         n = np.array([v["supercell_atoms"] for v in ok], float)

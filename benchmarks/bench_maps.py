@@ -64,7 +64,9 @@ def get_model(args, X, y, groups):
     test_groups = rng.choice(uniq, size=max(1, len(uniq) // 5), replace=False)
     test = np.isin(groups, test_groups)
     t0 = time.perf_counter()
-    model = InverseModel(members=args.members, epochs=args.epochs, n_threads=2, seed=0)
+    import torch
+    torch.set_num_threads(2)
+    model = InverseModel(members=args.members, epochs=args.epochs, seed=0)
     model.fit(X[~test], y[~test], groups[~test])
     model.metadata["bench_heldout_groups"] = [str(g) for g in test_groups]
     return model, np.nonzero(test)[0], (f"trained here on {(~test).sum()} spectra / {len(uniq) - len(test_groups)} "

@@ -47,33 +47,37 @@ def si_cn(records, cutoff: float = 2.05) -> list[int]:
 
 
 def glass_stats(records) -> dict:
-    """All-bond statistics of amorphous cells, keyed by target density (g/cm3)."""
+    """All-bond statistics of amorphous cells, one entry per cell (kept or not by the checks)."""
+    from coreloss.structures.checks import check_sio2
+
     out = {}
-    groups = collections.defaultdict(list)
     for r in records:
-        if r.source == "chgnet-amorphous":
-            groups[str(r.meta.get("target_density"))].append(r)
-    for rho, recs in sorted(groups.items()):
+        if r.source != "chgnet-amorphous":
+            continue
+        reasons = check_sio2(r.structure)
         bonds, angles, o_cn = [], [], []
-        for r in recs:
-            s = r.structure
-            sym = np.array([sp.symbol for sp in s.species])
-            for i in np.flatnonzero(sym == "O"):
-                nb = [n for n in s.get_neighbors(s[i], 2.05) if n.specie.symbol == "Si"]
-                o_cn.append(len(nb))
-                bonds += [n.nn_distance for n in nb]
-                vecs = [n.coords - s[i].coords for n in nb]
-                for a in range(len(vecs)):
-                    for b in range(a + 1, len(vecs)):
-                        cos = np.dot(vecs[a], vecs[b]) / np.linalg.norm(vecs[a]) / np.linalg.norm(vecs[b])
-                        angles.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1)))))
+        s = r.structure
+        sym = np.array([sp.symbol for sp in s.species])
+        for i in np.flatnonzero(sym == "O"):
+            nb = [n for n in s.get_neighbors(s[i], 2.05) if n.specie.symbol == "Si"]
+            o_cn.append(len(nb))
+            bonds += [n.nn_distance for n in nb]
+            vecs = [n.coords - s[i].coords for n in nb]
+            for a in range(len(vecs)):
+                for b in range(a + 1, len(vecs)):
+                    cos = np.dot(vecs[a], vecs[b]) / np.linalg.norm(vecs[a]) / np.linalg.norm(vecs[b])
+                    angles.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1)))))
         hist, edges = np.histogram(angles, bins=np.arange(90, 182, 5))
-        out[rho] = {"cells": [r.id for r in recs], "density_g_cm3": [round(float(r.structure.density), 3) for r in recs],
+        out[r.id] = {"passes_checks": not reasons, "check": "; ".join(reasons),
+                    "start": r.meta.get("start", "random"), "target_density": r.meta.get("target_density"),
+                    "energy_above_quartz_ev_atom": r.meta.get("e_above_quartz"),
+                    "residual_pressure_gpa": r.meta.get("pressure_gpa"), "msd_melt_a2": r.meta.get("msd_melt_a2"),
+                    "density_g_cm3": round(float(r.structure.density), 3),
                     "si_o_mean": float(np.mean(bonds)), "si_o_median": float(np.median(bonds)),
                     "si_o_angle_median": float(np.median(angles)),
                     "si_o_angle_mode_5deg_bin": float(edges[np.argmax(hist)] + 2.5),
-                    "si_cn_fraction": _fractions(si_cn(recs)), "o_cn_fraction": _fractions(o_cn),
-                    "quench_rate_k_per_s": sorted({r.meta.get("quench_rate_k_per_s") for r in recs})}
+                    "si_cn_fraction": _fractions(si_cn([r])), "o_cn_fraction": _fractions(o_cn),
+                    "quench_rate_k_per_s": r.meta.get("quench_rate_k_per_s")}
     return out
 
 
@@ -110,17 +114,20 @@ def figure(old_rows, new_rows, old_recs, new_recs, path) -> None:
 
     fig, axes = plt.subplots(2, 3, figsize=(14, 8))
     panels = [("bond_length", "bond length (Å)", np.arange(1.50, 1.95, 0.005)),
-              ("bond_angle", "Si-O-Si angle (deg)", np.arange(80, 181, 2)),
-              ("voronoi_volume", "Voronoi volume (Å$^3$)", np.arange(5, 30, 0.25))]
+              ("bond_angle", "Si-O-Si angle (deg)", np.arange(80, 182, 2)),
+              ("voronoi_volume", "Voronoi volume (Å$^3$)", np.arange(5, 45, 0.5))]
+    derived = [r for r in new_rows if r["source"].startswith("chgnet-")]
     for ax, (key, label, bins) in zip(axes[0], panels):
-        for rows, name, color in ((old_rows, "old", "tab:gray"), (new_rows, "new", "tab:blue")):
+        for rows, name, color in ((old_rows, "old", "tab:gray"), (new_rows, "new", "tab:blue"),
+                                  (derived, "new: CHGNet-derived only", "tab:orange")):
             x = np.array([r[key] for r in rows], float)
             x = x[np.isfinite(x)]
             ax.hist(np.clip(x, bins[0], bins[-1]), bins=bins, histtype="step", lw=1.4, color=color,
                     label=f"{name} ({len(x)} sites)")
         ax.set_xlabel(label)
-        ax.set_ylabel("O sites")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("O sites (values beyond the axis piled at its ends)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
     for ax, (vals_old, vals_new, label) in zip(axes[1][:2], (
             ([r["coordination"] for r in old_rows], [r["coordination"] for r in new_rows], "O coordination (sites)"),
             (si_cn(old_recs), si_cn(new_recs), "Si coordination (atoms)"))):
@@ -149,13 +156,19 @@ def main() -> None:
     ap.add_argument("--new", required=True)
     ap.add_argument("--png", default="docs/img/structure_diversity.png")
     ap.add_argument("--json", default="benchmarks/results/structure_diversity.json")
+    ap.add_argument("--chgnet-cache", default="datasets/chgnet_structures",
+                    help="CHGNet task folder: glass statistics of every amorphous cell, kept or not")
     args = ap.parse_args()
     from coreloss.structures import load_structures
 
     old, new = load_structures(args.old), load_structures(args.new)
     old_rows, new_rows = site_rows(old), site_rows(new)
     doc = {"command": "benchmarks/bench_structure_diversity.py", "old": args.old, "new": args.new,
-           "old_set": summary(old, old_rows), "new_set": summary(new, new_rows), "amorphous": glass_stats(new)}
+           "old_set": summary(old, old_rows), "new_set": summary(new, new_rows)}
+    if Path(args.chgnet_cache).is_dir():
+        from coreloss.structures import diverse
+        recs, _ = diverse.records_from_docs(diverse.read_cache(args.chgnet_cache))
+        doc["amorphous_cells"] = glass_stats(recs)
     figure(old_rows, new_rows, old, new, args.png)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(doc, indent=1))

@@ -27,7 +27,7 @@ def data():
 def model_path(data, tmp_path_factory):
     from coreloss.models.inverse import InverseModel
     X, y, g = data
-    m = InverseModel(members=2, epochs=40, hidden=(64,), n_threads=1, seed=0).fit(X, y, g)
+    m = InverseModel(members=2, epochs=40, hidden=(64,), seed=0).fit(X, y, g)
     return m.save(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 

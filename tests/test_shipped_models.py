@@ -43,3 +43,30 @@ def test_shipped_forward_model_spectra_resemble_the_engine(data):
     pred = model.predict(data.structures[sid], [int(i) for i in data.site_index[rows]])
     assert pred.shape == (len(rows), data.grid.n)
     assert np.all(cosine_similarity(pred, data.X[rows]) > 0.8)
+
+
+def test_shipped_inverse_model_flags_measured_non_sio2_and_dft(data):
+    """<= 2 % of clean held-out spectra flagged; every measured non-SiO2 spectrum and every
+    DFT (gpaw) spectrum flagged; no output outside the physical limits (BENCHMARKS.md, OOD per source)."""
+    import json
+
+    from coreloss.measured import predict_measured, read_measured
+    from coreloss.models.bounds import count_impossible
+    from coreloss.spectra import align_to_grid, onset_energy
+    model = InverseModel.load(default_inverse_model_path())
+    test = test_mask(data.structure_ids, 0.15, 0)
+    full = model.predict_full(data.X[test])
+    assert full["ood"].mean() <= 0.02
+    assert count_impossible(full["mean"], model.label_names) == 0
+    gp = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gpaw_sites.json").read_text())
+    G = np.array([align_to_grid(np.array(v["energy"]), np.array(v["intensity"]),
+                                onset_energy(np.array(v["energy"]), np.array(v["intensity"])), model.grid)
+                  for v in gp.values()])
+    assert model.predict_full(np.nan_to_num(G))["ood"].all()
+    exp = Path(__file__).resolve().parents[2] / "shared" / "data" / "experimental"
+    if not exp.exists():
+        pytest.skip(f"shared experimental data not present: {exp}")
+    for name in ("exspy_coreloss_spectrum.msa", "LSMO_linescan.hspy", "LSMO_STO_linescan.hspy"):
+        res = predict_measured(read_measured(exp / name), model)
+        assert res.valid.all() and res.ood.all(), name
+        assert count_impossible(res.mean, model.label_names) == 0

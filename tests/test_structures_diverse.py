@@ -44,10 +44,11 @@ def test_plan_order_ids_and_groups():
     assert kinds.index("pressure") > max(i for i, k in enumerate(kinds[:10]) if k == "relax")
     assert kinds.index("md") > kinds.index("pressure") and kinds.index("amorphous") > kinds.index("md")
     first_600 = ids.index(f"md-{dv.QUARTZ}-600K")
-    assert first_600 > ids.index("amo-2p2gcc-q0p5ps-s0")  # 300/1200 K and two glasses first
+    assert first_600 > ids.index("amo-2p2gcc-q0p5ps-s0-xq")  # 300/1200 K and two glasses first
     assert {t.params["pressure_gpa"] for t in tasks if t.kind == "pressure"} == {5, 10, 20, 30, 40}
     only = dv.plan(parents, kinds=("amorphous",))
-    assert {t.params["density"] for t in only} >= {2.2, 3.6}
+    assert {t.params.get("density") for t in only} >= {2.2, 3.6}
+    assert all(t.parent == t.params["relax_of"] for t in only if "relax_of" in t.params)
 
 
 @pytest.mark.slow

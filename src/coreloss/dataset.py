@@ -23,6 +23,7 @@ import numpy as np
 from coreloss import __version__
 from coreloss.dataset_store import (Dataset, Table, collect, consolidate, list_parts, load_dataset,
                                     now, prepare_output, write_part)
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.labels import ELECTRONIC_LABELS, LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
@@ -405,7 +406,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
                 "created": created, "updated": now(),
                 "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
-                "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)"}
+                "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)",
+                "conventions": SpectralConventions.from_engine(params, grid).to_dict()}
         rank = {k: i for i, k in enumerate(selection.picks)} if selection is not None else None
         todo = split_tasks(todo, getattr(eng, "sites_per_task", None), rank)
         if selection is not None:

@@ -37,14 +37,35 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(f"coreloss.cli.{_name}").register(app)
 
 
+# Library noise a user cannot act on: multiprocessing's resource tracker (run by Dask workers and
+# process pools) reporting semaphores at shutdown, and deprecation notices of dependencies.
+QUIET_WARNINGS = ("ignore:resource_tracker:UserWarning", "ignore::DeprecationWarning",
+                  "ignore::FutureWarning")
+
+
+def _quiet() -> None:
+    """Filter :data:`QUIET_WARNINGS` here and in every process started from here (the resource
+    tracker and workers get them through ``sys.warnoptions`` and ``PYTHONWARNINGS``)."""
+    import builtins
+    import warnings
+    for opt in QUIET_WARNINGS:
+        if opt not in sys.warnoptions:
+            sys.warnoptions.append(opt)
+        action, message, category = opt.split(":")
+        warnings.filterwarnings(action, message=message, category=getattr(builtins, category))
+    env = [w for w in os.environ.get("PYTHONWARNINGS", "").split(",") if w]
+    os.environ["PYTHONWARNINGS"] = ",".join(env + [o for o in QUIET_WARNINGS if o not in env])
+
+
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _quiet()
     try:
         app(standalone_mode=False)
     except CorelossError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(1)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(1)
     except KeyboardInterrupt:

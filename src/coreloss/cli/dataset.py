@@ -40,8 +40,8 @@ def build(
     from rich.console import Console
 
     from coreloss.dataset import build_dataset, parse_engine_params, parse_grid
-
     from coreloss.fileio import check_output_file
+
     check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
@@ -77,6 +77,9 @@ def info(path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
 
     from coreloss.build_progress import build_progress
 
+    if csv is not None:
+        from coreloss.fileio import check_output_file
+        check_output_file(csv, "--csv")
     console = Console()
     prog = build_progress(path)
     if prog is not None:
@@ -125,7 +128,9 @@ def subset(src: Path = typer.Argument(..., help="Dataset file (HDF5)."),
                                                                 "e.g. amcsd.")):
     """Copy some structures of a dataset into a new file (same grid, provenance noted)."""
     from coreloss.dataset_store import subset_dataset
+    from coreloss.fileio import check_output_file
 
+    check_output_file(dst, "DST")
     keep = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     sub = subset_dataset(src, dst, keep, drop_source or ())
     typer.echo(f"wrote {dst}: {len(sub.rows)} sites of {len(sub.structures)} structures, "

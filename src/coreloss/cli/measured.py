@@ -35,28 +35,41 @@ def _window(text: Optional[str]):
     return (lo, hi)
 
 
+def _shift(text: str) -> tuple[float, Optional[str]]:
+    """``--shift``: a number of eV, or ``auto`` (O K edge found by shape) / ``zlp`` (low-loss ZLP)."""
+    if str(text).strip().lower() in ("auto", "zlp"):
+        return 0.0, str(text).strip().lower()
+    try:
+        return float(text), None
+    except ValueError:
+        raise CorelossError(f"--shift must be a number of eV, 'auto' or 'zlp', got {text!r}") from None
+
+
 def _config(shift, smooth, resolution, bg_window, no_background, edge):
-    """The pre-processing config from the options, every value checked before any work."""
+    """``(config, calibrate)`` from the options, every value checked before any work."""
     from coreloss.measured import PreprocessConfig
+    shift, calibrate = _shift(shift)
     _finite("--edge", edge, positive=True)
     _finite("--shift", shift)
     _finite("--resolution", resolution, positive=True)
     return PreprocessConfig(edge_ev=edge, shift_ev=shift, smooth=smooth, resolution_ev=resolution,
-                            background=not no_background, background_window=_window(bg_window))
+                            background=not no_background, background_window=_window(bg_window)), calibrate
 
 
-def _read(path: Path, config):
-    """Read ``path``; large files stay lazy (cropped to the edge window, streamed block by block)."""
+def _read(path: Path, config, calibrate: Optional[str] = None):
+    """Read ``path``; large files stay lazy (cropped to the edge window, streamed block by block;
+    with ``--shift auto`` the window is 50 eV wider on each side for the edge search)."""
     from coreloss.measured.readers import LAZY_ABOVE_BYTES, read_measured
     big = path.is_file() and path.stat().st_size > LAZY_ABOVE_BYTES
     if not big:
         return read_measured(path)
     lo = min((config.background_window or (config.edge_ev - 30, 0))[0], config.edge_ev - 30) - 5
-    return read_measured(path, energy_range=(lo - config.shift_ev, config.edge_ev + config.crop_ev[1] + 10
-                                             - config.shift_ev), lazy=True, keep_lazy=True)
+    wide = 50.0 if calibrate == "auto" else 0.0
+    return read_measured(path, energy_range=(lo - config.shift_ev - wide, config.edge_ev + config.crop_ev[1]
+                                             + 10 - config.shift_ev + wide), lazy=True, keep_lazy=True)
 
 
-def _prepare(file: Path, model: Optional[Path], lowloss: Optional[Path], config):
+def _prepare(file: Path, model: Optional[Path], lowloss: Optional[Path], config, calibrate=None):
     """Check the inputs and read them: (model, measured, low-loss or None)."""
     from coreloss.fileio import check_input_file
     from coreloss.measured import load_model, read_measured
@@ -64,14 +77,15 @@ def _prepare(file: Path, model: Optional[Path], lowloss: Optional[Path], config)
         if p is not None:
             check_input_file(p, opt)
     mdl = load_model(model)
-    measured = _read(file, config)
+    measured = _read(file, config, calibrate)
     ll = read_measured(lowloss) if lowloss is not None else None
     return mdl, measured, ll
 
 
-def _predict(file: Path, mdl, measured, ll, config, keep_inputs=None):
+def _predict(file: Path, mdl, measured, ll, config, keep_inputs=None, calibrate=None, workers=None):
     from coreloss.measured import predict_measured
-    res = predict_measured(measured, mdl, config, lowloss=ll, progress=True, keep_inputs=keep_inputs)
+    res = predict_measured(measured, mdl, config, lowloss=ll, progress=True, keep_inputs=keep_inputs,
+                           calibrate=calibrate, workers=workers)
     if not res.valid.any():
         reasons, counts = np.unique(res.reasons.astype(str), return_counts=True)
         raise CorelossError(f"{file}: no spectrum could be processed ({reasons[np.argmax(counts)]})")
@@ -87,17 +101,21 @@ def _undo_on_error(paths):
 _MODEL = typer.Option(None, "--model", "-m", help="Inverse model file (.pt); default: the shipped one.")
 _LOWLOSS = typer.Option(None, "--lowloss", help="Low-loss spectrum for Fourier-ratio deconvolution "
                         "(and the instrument resolution from its zero-loss peak).")
-_SHIFT = typer.Option(0.0, "--shift", help="Energy calibration shift added to the energy axis (eV).")
+_SHIFT = typer.Option("0", "--shift", help="Energy calibration: shift added to the energy axis (eV), "
+                      "'auto' (O K edge found by its shape, onset moved to --edge) or 'zlp' (the "
+                      "--lowloss zero-loss peak moved to 0 eV).")
 _SMOOTH = typer.Option(False, "--smooth", help="Savitzky-Golay smoothing (1.5 eV window, order 2).")
 _RES = typer.Option(None, "--resolution", help="Instrument resolution, Gaussian FWHM (eV).")
 _BGW = typer.Option(None, "--bg-window", help="Background fit window LO:HI (eV); default edge-30:edge-5.")
 _NOBG = typer.Option(False, "--no-background", help="Skip background subtraction (XAS, pre-subtracted).")
 _EDGE = typer.Option(532.0, "--edge", help="Nominal O K edge energy (eV).")
 _OVER = typer.Option(False, "--overwrite", help="Replace existing result files in --out.")
+_WORKERS = typer.Option(None, "--workers", help="Threads for pre-processing and the network "
+                        "(default: the usable cores, at most 2).")
 
 
 def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4 .hspy .emd .csv .txt"),
-            model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: float = _SHIFT,
+            model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: str = _SHIFT,
             smooth: bool = _SMOOTH, resolution: Optional[float] = _RES, bg_window: Optional[str] = _BGW,
             no_background: bool = _NOBG, edge: float = _EDGE,
             out: Path = typer.Option(Path("coreloss_results"), "--out", "-o", help="Output directory."),
@@ -110,15 +128,15 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
     from coreloss.fileio import check_output_dir
     stem = file.stem
     n_png_max = 10
-    config = _config(shift, smooth, resolution, bg_window, no_background, edge)
+    config, calibrate = _config(shift, smooth, resolution, bg_window, no_background, edge)
     check_output_dir(out)
     check_writable([out / f"{stem}_predictions.csv", out / f"{stem}_predictions.json"], overwrite)
-    mdl, measured, ll = _prepare(file, model, lowloss, config)
+    mdl, measured, ll = _prepare(file, model, lowloss, config, calibrate)
     n_png = min(measured.n_spectra, n_png_max)
     pngs = [out / (f"{stem}_spectrum.png" if measured.n_spectra == 1 else f"{stem}_spectrum_{i}.png")
             for i in range(n_png)]
     check_writable(pngs, overwrite)
-    res = _predict(file, mdl, measured, ll, config, keep_inputs=n_png)
+    res = _predict(file, mdl, measured, ll, config, keep_inputs=n_png, calibrate=calibrate)
     fresh = [p for p in pngs + [out / f"{stem}_predictions.csv", out / f"{stem}_predictions.json"]
              if not p.exists()]
     try:
@@ -139,10 +157,11 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
 
 
 def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hspy .dm3 .dm4 .emd ...)"),
-         model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: float = _SHIFT,
+         model: Optional[Path] = _MODEL, lowloss: Optional[Path] = _LOWLOSS, shift: str = _SHIFT,
          smooth: bool = _SMOOTH, resolution: Optional[float] = _RES, bg_window: Optional[str] = _BGW,
          no_background: bool = _NOBG, edge: float = _EDGE,
-         out: Path = typer.Option(..., "--out", "-o", help="Output directory."), overwrite: bool = _OVER):
+         out: Path = typer.Option(..., "--out", "-o", help="Output directory."), overwrite: bool = _OVER,
+         workers: Optional[int] = _WORKERS):
     """Property maps (or profiles) with uncertainty and OOD mask, as PNG and .hspy, for an image/line scan."""
     import time
 
@@ -151,16 +170,18 @@ def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hs
     from coreloss.fileio import check_output_dir
     from coreloss.measured.maps import map_paths, save_maps
     from coreloss.measured.predict import check_writable
-    config = _config(shift, smooth, resolution, bg_window, no_background, edge)
+    config, calibrate = _config(shift, smooth, resolution, bg_window, no_background, edge)
+    if workers is not None and workers < 1:
+        raise CorelossError(f"--workers must be >= 1, got {workers}")
     check_output_dir(out)
     t0 = time.perf_counter()
-    mdl, measured, ll = _prepare(file, model, lowloss, config)
+    mdl, measured, ll = _prepare(file, model, lowloss, config, calibrate)
     if len(measured.nav_axes) not in (1, 2):
         raise CorelossError(f"{file}: `map` needs a line scan or a 2-D spectrum image, got navigation "
                             f"shape {measured.nav_shape or '()'}; use `coreloss predict` for single spectra")
     paths = map_paths(out, file.stem, mdl.label_names)
     check_writable(paths, overwrite)  # before any work: never after the computation
-    res = _predict(file, mdl, measured, ll, config, keep_inputs=False)
+    res = _predict(file, mdl, measured, ll, config, keep_inputs=False, calibrate=calibrate, workers=workers)
     t1 = time.perf_counter()
     fresh = [p for p in paths if not p.exists()]
     try:

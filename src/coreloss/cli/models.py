@@ -9,16 +9,37 @@ from typing import Optional
 import typer
 
 
-def _refuse_existing(paths, force: bool) -> None:
-    from coreloss.errors import CorelossError
+def _refuse_existing(paths, overwrite: bool) -> None:
+    from coreloss.workflow import refuse_existing
 
-    existing = [str(p) for p in paths if Path(p).exists()]
-    if existing and not force:
-        raise CorelossError(f"{existing[0]} already exists; choose another --out or pass --force")
+    refuse_existing(paths, overwrite)
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    path.write_text(json.dumps(doc, indent=2, default=float))
+    from coreloss.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(doc, indent=2, default=float).encode())
+
+
+def _rich_progress(console):
+    """A :data:`coreloss.workflow.ProgressFactory` drawing one transient rich bar per task."""
+    from rich.progress import Progress
+
+    bar = Progress(console=console, transient=True)
+
+    def start(task: str, total: int):
+        bar.start()
+        tid = bar.add_task(task, total=total)
+
+        def advance():
+            bar.advance(tid)
+            if bar.tasks[tid].finished:
+                bar.stop()
+        return advance
+    return start
+
+
+OVERWRITE_HELP = "Replace existing output files."
 
 
 def train(
@@ -34,16 +55,17 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of the networks and augmentation."),
     forward_out: Optional[Path] = typer.Option(None, "--forward-out", help="Also train a forward model."),
     forward_epochs: int = typer.Option(300, "--forward-epochs", help="Forward-model epochs."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    metrics_out: Optional[Path] = typer.Option(None, "--metrics-out",
+                                               help="Also write the held-out metrics (JSON)."),
+    threads: int = typer.Option(1, "--threads", help="Torch threads for training."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Train the inverse model (deep ensemble) on the training structures of DATA."""
-    import numpy as np
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
     from coreloss.errors import CorelossError
-    from coreloss.evaluate import evaluate_inverse, split_groups, test_mask
-    from coreloss.models.inverse import InverseModel
+    from coreloss.fileio import check_input_file, check_output_file
 
     console = Console(stderr=True)
     if arch not in ("mlp", "cnn"):
@@ -52,47 +74,40 @@ def train(
         hidden_t = tuple(int(h) for h in hidden.split(","))
     except ValueError:
         raise CorelossError(f"bad --hidden {hidden!r}: expected comma-separated integers")
-    from coreloss.fileio import check_input_file, check_output_file
-    for opt, p in (("--out", out), ("--forward-out", forward_out)):
+    for opt, p in (("--out", out), ("--forward-out", forward_out), ("--metrics-out", metrics_out)):
         if p is not None:
             check_output_file(p, opt)
-    if members < 1 or epochs < 1 or forward_epochs < 1 or not 0 < test_fraction < 1:
-        raise CorelossError("--members, --epochs, --forward-epochs must be >= 1 and --test-fraction "
-                            "in (0, 1)")
-    _refuse_existing([out] + ([forward_out] if forward_out else []), force)
+    if members < 1 or epochs < 1 or forward_epochs < 1 or threads < 1 or not 0 < test_fraction < 1:
+        raise CorelossError("--members, --epochs, --forward-epochs, --threads must be >= 1 and "
+                            "--test-fraction in (0, 1)")
+    _refuse_existing([out, forward_out, metrics_out], overwrite)
     check_input_file(data, "DATA")
+    import numpy as np
+    import torch
+
+    from coreloss.evaluate import split_groups, test_mask
+    from coreloss.models.forward import ForwardModel
+    from coreloss.models.inverse import InverseModel
+    from coreloss.workflow import train_and_evaluate, write_models
+
+    torch.set_num_threads(threads)
     ds = load_dataset(data)
     te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
-    tr = ~te
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
-                  f"{int(tr.sum())} sites of {len(np.unique(ds.structure_ids[tr]))} structures")
-    split = {"test_fraction": None if include_test else test_fraction, "seed": split_seed,
-             "train_structures": int(len(np.unique(ds.structure_ids[tr])))}
-    prov = {"dataset": str(data), "dataset_provenance": ds.provenance, "split": split}
-    model = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed,
-                         grid=ds.grid, progress=True)
-    model.fit(ds.X[tr], ds.y[tr], groups=split_groups(ds)[tr], provenance=prov)
-    if not include_test:
-        res = evaluate_inverse(model, ds, test_fraction, split_seed)
-        model.metadata["test_metrics"] = res["metrics"]["test"]
-        model.metadata["coverage_95"] = res["metrics"]["coverage_95"]
-        for name, m in res["metrics"]["test"].items():
-            if m["r2"] is not None:
-                console.print(f"  test {name:18s} R2 {m['r2']:.3f}  MAE {m['mae']:.4g}")
-    model.save(out)
-    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {model.metadata['train_seconds']:.0f} s)")
-    if forward_out:
-        from coreloss.evaluate import spectrum_metrics
-        from coreloss.models.forward import ForwardModel
-
-        fm = ForwardModel(epochs=forward_epochs, seed=seed, grid=ds.grid)
-        fm.fit(ds.structures, ds.X[tr], ds.structure_ids[tr], ds.site_index[tr], provenance=prov)
-        if te.any():
-            pred = fm.predict_features(fm.features(ds.structures, ds.structure_ids[te], ds.site_index[te]))
-            fm.metadata["test_metrics"] = spectrum_metrics(ds.X[te], pred, ds.grid)
-            console.print(f"  forward test cosine {fm.metadata['test_metrics']['cosine_mean']:.4f}")
-        fm.save(forward_out)
-        console.print(f"wrote {forward_out}")
+                  f"{int((~te).sum())} sites of {len(np.unique(ds.structure_ids[~te]))} structures")
+    run = train_and_evaluate(
+        ds, InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed),
+        ForwardModel(epochs=forward_epochs, seed=seed) if forward_out else None,
+        test_fraction=test_fraction, split_seed=split_seed, include_test=include_test, dataset_path=data,
+        progress=_rich_progress(console))
+    for name, m in run.inverse.metadata.get("test_metrics", {}).items():
+        if m["r2"] is not None:
+            console.print(f"  test {name:18s} R2 {m['r2']:.3f}  MAE {m['mae']:.4g}")
+    if run.forward is not None and "test_metrics" in run.forward.metadata:
+        console.print(f"  forward test cosine {run.forward.metadata['test_metrics']['cosine_mean']:.4f}")
+    for path in write_models(run, out, forward_out, metrics_out, overwrite=overwrite):
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    console.print(f"inverse model trained in {run.inverse.metadata['train_seconds']:.0f} s")
 
 
 def evaluate(
@@ -106,11 +121,11 @@ def evaluate(
         "score every site, geometric labels only unless --labels; writes transfer.json/.csv."),
     labels: Optional[str] = typer.Option(
         None, "--labels", help="With --transfer: comma-separated labels to score (default: geometric)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Metrics (MAE, RMSE, R2 per label), 95% coverage, OOD rates and a parity plot on DATA."""
     if transfer:
-        return _evaluate_transfer(data, out, model_path, labels, force)
+        return _evaluate_transfer(data, out, model_path, labels, overwrite)
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
@@ -125,7 +140,7 @@ def evaluate(
     check_output_dir(out)
     if folds < 2:
         raise CorelossError(f"--folds must be >= 2, got {folds}")
-    _refuse_existing([out / "metrics.json", out / "parity.png"], force)
+    _refuse_existing([out / "metrics.json", out / "parity.png"], overwrite)
     check_input_file(data, "DATA")
     out.mkdir(parents=True, exist_ok=True)
     model = InverseModel.load(model_path or default_inverse_model_path())
@@ -139,10 +154,9 @@ def evaluate(
     metrics = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(model_path or
                default_inverse_model_path()), "model_metadata": model.metadata, **res["metrics"]}
     if cv:
-        params = model.get_params()
-        params["hidden"] = tuple(params["hidden"])
-        cvres = cross_validate(ds.X, ds.y, split_groups(ds),
-                               lambda: InverseModel(grid=ds.grid, **params), n_splits=folds)
+        from sklearn.base import clone
+        cvres = cross_validate(ds.X, ds.y, split_groups(ds), lambda: clone(model).set_params(grid=ds.grid),
+                               n_splits=folds)
         metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
     a = res["arrays"]
     parity_figure(a["y_train"], a["p_train"], a["y_test"], a["p_test"], out / "parity.png",
@@ -155,7 +169,7 @@ def evaluate(
     console.print(f"wrote {out / 'metrics.json'} and {out / 'parity.png'}")
 
 
-def _evaluate_transfer(data: Path, out: Path, model_path, labels, force: bool) -> None:
+def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: bool) -> None:
     """``coreloss evaluate --transfer``: every site of DATA is held out; per-site CSV + metrics."""
     import csv
 
@@ -171,7 +185,7 @@ def _evaluate_transfer(data: Path, out: Path, model_path, labels, force: bool) -
     if out.exists() and not out.is_dir():
         from coreloss.errors import CorelossError
         raise CorelossError(f"--out {out} is a file; give a folder")
-    _refuse_existing(files, force)
+    _refuse_existing(files, overwrite)
     mpath = model_path or default_inverse_model_path()
     model = InverseModel.load(mpath)
     ds = load_dataset(data)
@@ -201,7 +215,7 @@ def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (spectra.csv, sites.csv, spectra.png)."),
     sid: Optional[str] = typer.Option(None, "--id", help="Structure id when STRUCTURE is a structure set."),
     model_path: Optional[Path] = typer.Option(None, "--model", help="Forward model (default: shipped)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing results in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Predict the O K-edge spectrum of every O site and the multiplicity-weighted total."""
     import numpy as np
@@ -213,7 +227,7 @@ def simulate(
     from coreloss.structures.io import read_structure
     check_output_dir(out)
     files = [out / n for n in ("spectra.csv", "sites.csv", "spectra.png")]
-    _refuse_existing(files, force)
+    _refuse_existing(files, overwrite)
     _, s = read_structure(structure, sid)
     model = ForwardModel.load(model_path or default_forward_model_path())
     out.mkdir(parents=True, exist_ok=True)

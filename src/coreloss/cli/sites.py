@@ -122,10 +122,13 @@ def _write_csv(rows: list[dict], path: Path) -> None:
 
 def _summary(path: Path, symprec: float, png: Optional[Path], csv_path: Optional[Path],
              as_json: bool) -> None:
+    from coreloss.fileio import check_output_file
+    for opt, out in (("--png", png), ("--csv", csv_path)):
+        if out is not None:
+            check_output_file(out, opt)
+            if out.resolve() == path.resolve():
+                raise CorelossError(f"refusing to overwrite the input set {path}")
     items = _read_file(path)
-    for out in (png, csv_path):
-        if out is not None and out.resolve() == path.resolve():
-            raise CorelossError(f"refusing to overwrite the input set {path}")
     rows = site_table(items, symprec=symprec, progress=not as_json)
     n_o = sum(r["multiplicity"] for r in rows)
     cn_sites = Counter(r["coordination"] for r in rows)

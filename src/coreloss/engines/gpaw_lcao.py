@@ -108,7 +108,7 @@ class GPAWLCAOEngine(Engine):
     name = "gpaw-lcao"
 
     def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
-                 xch_spinpol: bool = True, empty_cut_ev: float = 24.0,
+                 xch_spinpol: bool = True, empty_cut_ev: float = 28.0,
                  min_image_distance: float = 8.0, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, maxiter: int = 300,
                  log_dir: str | None = None):

@@ -6,6 +6,17 @@
 
 Pre-processing runs in blocks of ``batch`` spectra (vectorised over pixels), so spectrum images of
 any size stream through with bounded memory; failed pixels carry a reason and NaN predictions.
+
+Energy calibration (``calibrate``): ``None`` uses ``config.shift_ev``; ``"auto"`` finds the O K edge
+by its shape (:mod:`coreloss.measured.edges`) and shifts its onset to 532 eV; ``"zlp"`` shifts the
+axis so that the low-loss zero-loss peak sits at 0 eV. When no spectrum can be processed because no
+edge is where it should be, the error says where an edge-like step is and which ``--shift`` to use.
+
+A spectrum is flagged out of distribution when the model's combined OOD score exceeds 1 (PCA of the
+spectrum and latent k-nearest-neighbour distance; see :mod:`coreloss.models.ood`), when a predicted
+label lies outside the training range widened by 10 %, or when a prediction had to be clipped to
+its physical limits (:mod:`coreloss.models.bounds`) from more than one standard deviation outside
+them (a clipped value is always marked in ``clipped``).
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +32,7 @@ import numpy as np
 
 from coreloss import __version__
 from coreloss.errors import CorelossError
+from coreloss.measured import edges
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
 from coreloss.measured.stream import map_blocks
@@ -40,20 +52,24 @@ def load_model(path=None):
     return InverseModel.load(path)
 
 
-def _find_key(obj, key):
-    if isinstance(obj, dict):
-        if key in obj and isinstance(obj[key], (int, float)):
-            return float(obj[key])
-        for v in obj.values():
-            found = _find_key(v, key)
-            if found is not None:
-                return found
-    return None
+_ONSET_RULE = ("onset_fraction", "onset_smooth_ev", "onset_sustain_ev")
 
 
-def training_fwhm(model) -> float | None:
-    """Gaussian broadening (FWHM, eV) of the model's training spectra, from its metadata if recorded."""
-    return _find_key(getattr(model, "metadata", {}) or {}, "gaussian_fwhm")
+def _with_model_conventions(config: PreprocessConfig, model) -> PreprocessConfig:
+    """A copy of ``config`` with the model's spectral conventions where the caller left the
+    defaults: the training broadening (``training_fwhm_ev``) and the onset rule the training
+    spectra were aligned with, so training and measurement share one rule by construction."""
+    from coreloss.conventions import SpectralConventions
+    conv, default = SpectralConventions.of_model(model), PreprocessConfig()
+    changes = {k: getattr(conv, k) for k in _ONSET_RULE if getattr(config, k) == getattr(default, k)}
+    if config.training_fwhm_ev is None:
+        changes["training_fwhm_ev"] = conv.gaussian_fwhm
+    return replace(config, **changes)
+
+
+def _conventions(model) -> dict:
+    from coreloss.conventions import SpectralConventions
+    return SpectralConventions.of_model(model).to_dict()
 
 
 def training_envelope(model) -> dict:
@@ -89,7 +105,7 @@ class MeasuredPrediction:
     onset: np.ndarray  # (n,) eV
     snr: np.ndarray  # (n,)
     reasons: np.ndarray  # (n,) "" or why the pixel failed
-    X: np.ndarray | None  # (n, grid.n) model inputs (kept for single spectra / line scans)
+    X: np.ndarray | None  # (k, grid.n) model inputs of the first k spectra (keep_inputs), or None
     nav_shape: tuple
     grid: EnergyGrid
     label_names: list
@@ -97,6 +113,7 @@ class MeasuredPrediction:
     provenance: dict = field(default_factory=dict)
     crop_energy: np.ndarray | None = None
     cropped: np.ndarray | None = None
+    clipped: np.ndarray | None = None  # (n, 6) bool: mean clipped to its physical limits
 
     @property
     def valid(self) -> np.ndarray:
@@ -116,24 +133,75 @@ def _lowloss_rows(lowloss: MeasuredSpectra | None, measured: MeasuredSpectra):
     return lowloss.flat()
 
 
+def calibrate_shift(measured: MeasuredSpectra, config: PreprocessConfig, calibrate: str | None,
+                    lowloss: MeasuredSpectra | None = None) -> dict | None:
+    """Set ``config.shift_ev`` for ``calibrate`` ("auto" | "zlp" | None); returns what was done."""
+    if calibrate is None:
+        return None
+    if calibrate == "zlp":
+        if lowloss is None:
+            raise CorelossError("--shift zlp needs the matching low-loss file (--lowloss)")
+        config.shift_ev = edges.zlp_shift(lowloss.energy, lowloss.flat())
+        return {"method": "zero-loss peak of the low-loss at 0 eV", "shift_eV": config.shift_ev}
+    if calibrate == "auto":
+        shift, est = edges.calibration_shift(measured.energy, _sample_rows(measured), config.edge_ev)
+        config.shift_ev = shift
+        return {"method": f"O K onset found by shape moved to {config.edge_ev:g} eV",
+                "shift_eV": shift, "edge": est.to_dict()}
+    raise CorelossError(f"unknown calibration {calibrate!r}: use a number of eV, 'auto' or 'zlp'")
+
+
+def _sample_rows(measured: MeasuredSpectra, k: int = 4096) -> np.ndarray:
+    """Up to ``k`` evenly spaced spectra (for the edge search on a mean spectrum)."""
+    n = measured.n_spectra
+    flat = measured.data.reshape(n, measured.energy.size)
+    idx = np.unique(np.linspace(0, n - 1, min(n, k)).astype(int))
+    return np.asarray(flat[idx], float)
+
+
+def _edge_error(measured: MeasuredSpectra, config: PreprocessConfig, why: str) -> CorelossError:
+    hint = edges.calibration_hint(measured.energy + config.shift_ev, _sample_rows(measured), config.edge_ev)
+    return CorelossError(f"{measured.source}: {why}; {hint}")
+
+
+#: a mean clipped to its physical limit from further out than this many (raw) sigmas is also OOD
+CLIP_OOD_SIGMA = 1.0
+
+_EDGE_REASONS = ("no O K edge", "onset outside", "background fit failed")
+
+
 def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig | None = None,
-                     lowloss: MeasuredSpectra | None = None, batch: int = 4096, progress: bool = False,
-                     keep_inputs: bool | int | None = None, workers: int | None = None) -> MeasuredPrediction:
-    """Pre-process every spectrum of ``measured`` and run ``model`` (``predict`` + ``ood_score``).
+                     lowloss: MeasuredSpectra | None = None, batch: int = 1024, progress: bool = False,
+                     keep_inputs: bool | int | None = None, workers: int | None = None,
+                     calibrate: str | None = None, onset_offset_ev: float | None = None,
+                     strict: bool = True) -> MeasuredPrediction:
+    """Pre-process every spectrum of ``measured`` and run ``model`` (bounded means, combined OOD).
 
     ``config``: pre-processing parameters (``training_fwhm_ev`` defaults to the model's).
     ``keep_inputs``: keep the aligned inputs and cropped spectra: True (all), False (none), an
     integer k (the first k spectra), default all when <= 1000 spectra, else none.
     Spectra run in blocks of ``batch`` on ``workers`` threads (default: up to 2 cores); lazy (dask)
     ``measured.data`` is read block by block, so memory stays bounded for any image size.
+    ``calibrate``: ``"auto"`` (edge by shape) or ``"zlp"`` (low-loss ZLP at 0 eV) sets the shift.
+    ``onset_offset_ev``: for a model trained with the absolute onset, the declared calibration
+    ``measured onset - engine onset`` (eV); such a model refuses spectra without it.
+    Raises :class:`CorelossError` (with a ``--shift`` hint) when the O K edge is not where expected
+    in every spectrum (``strict``; with ``strict=False`` such spectra are only marked failed).
     """
-    config = config or PreprocessConfig()
-    if config.training_fwhm_ev is None:
-        config.training_fwhm_ev = training_fwhm(model)
+    config = _with_model_conventions(config or PreprocessConfig(), model)  # a copy: the caller's stays
     grid = model.grid
     n = measured.n_spectra
     if n == 0:
         raise CorelossError(f"{measured.source}: contains no spectra")
+    absolute = bool(getattr(model, "absolute_onset", False))
+    if absolute and onset_offset_ev is None:
+        raise CorelossError("this model uses the absolute onset energy: declare the energy calibration "
+                            "with onset_offset_ev (measured onset - engine onset, eV), or use an "
+                            "onset-aligned model")
+    calib = calibrate_shift(measured, config, calibrate, lowloss)
+    if calibrate == "zlp":  # the low-loss shares the calibration: its ZLP now sits at 0 eV
+        lowloss = MeasuredSpectra(lowloss.energy + config.shift_ev, lowloss.data, list(lowloss.nav_axes),
+                                  dict(lowloss.metadata), lowloss.source)
     if keep_inputs is None:
         keep_inputs = n <= 1000
     n_keep = n if keep_inputs is True else (0 if keep_inputs is False else min(int(keep_inputs), n))
@@ -144,6 +212,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
+    clipped = np.zeros((n, k), bool)
     X = np.full((n_keep, grid.n), np.nan) if keep else None
     cropped, crop_energy, record = [], None, {}
     timing = {"read_s": 0.0, "preprocess_s": 0.0, "network_s": 0.0}  # summed over blocks/threads
@@ -151,17 +220,25 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     def one_block(a, b, block):
         t0 = time.perf_counter()
         low = None if ll is None else (lowloss.energy, ll if len(ll) == 1 else ll[a:b])
-        p = preprocess_block(measured.energy, block, grid, config, low, keep_cropped=a < n_keep)
+        try:
+            p = preprocess_block(measured.energy, block, grid, config, low, keep_cropped=a < n_keep)
+        except CorelossError as exc:
+            if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
+                raise
+            raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
         t1 = time.perf_counter()
         ok, out = p.valid, None
         if ok.any():
-            m, s = model.predict(p.X[ok])
-            sc, fl = model.ood_score(p.X[ok])
+            full = model.predict_full(p.X[ok], onset=p.onset[ok] - onset_offset_ev if absolute else None)
+            m, fl = full["mean"], full["ood"]
+            fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
             if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
                 fl = fl | model.extrapolated(m)
-            out = (m, s, sc, fl)
+            out = (m, full["std"], full["ood_score"], fl, full["clipped"])
         return p, out, t1 - t0, time.perf_counter() - t1
 
+    if lowloss is not None and config.deconvolve:
+        workers = 1  # exspy's deconvolution toggles HyperSpy's global preferences: one thread
     for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
                                                    f"mapping {n} spectra" if progress else None, timing):
         record, crop_energy = p.record, p.energy
@@ -170,25 +247,38 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
         timing["network_s"] += t_net
         if out is not None:
             idx = np.arange(a, b)[p.valid]
-            mean[idx], std[idx], score[idx], flag[idx] = out
+            mean[idx], std[idx], score[idx], flag[idx], clipped[idx] = out
         if a < n_keep:
             X[a:min(b, n_keep)] = p.X[:n_keep - a]
             cropped.append(p.cropped[:n_keep - a])
-    threshold = getattr(getattr(model, "ood_", None), "threshold_", None)
+    if strict and not (reasons == "").any():
+        vals, counts = np.unique(reasons.astype(str), return_counts=True)
+        main = vals[np.argmax(counts)]
+        if main.startswith(_EDGE_REASONS):
+            raise _edge_error(measured, config, f"no spectrum could be processed ({main})")
+    threshold = 1.0 if hasattr(model, "combined_ood_") else getattr(getattr(model, "ood_", None),
+                                                                     "threshold_", None)
     prov = {"coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": measured.describe(), "lowloss": lowloss.source if lowloss is not None else None,
             "preprocessing": record, "grid": grid.to_dict(),
             "model": {k2: (getattr(model, "metadata", {}) or {}).get(k2)
                       for k2 in ("format", "created", "coreloss_version", "n_train", "params")},
+            "model_conventions": _conventions(model),
             "ood_threshold": threshold,
-            "ood_rule": "PCA score of the processed spectrum > ood_threshold, or a predicted label "
-                        "outside the training range widened by 10 % of it", "n_spectra": n, "n_failed": int((reasons != "").sum()),
+            "ood_rule": "OOD score > ood_threshold (combined: max over the model's flag scores, PCA and "
+                        "latent kNN distance, of score / its threshold), or a predicted label outside the "
+                        "training range widened by 10 % of it, or a mean clipped to its physical limits from "
+                        "more than CLIP_OOD_SIGMA (1) raw standard deviations outside them",
+            "calibration": calib or {"method": "declared shift", "shift_eV": config.shift_ev},
+            "absolute_onset": {"used": absolute, "onset_offset_eV": onset_offset_ev},
+            "n_clipped": int(clipped.any(axis=1).sum()),
+            "n_spectra": n, "n_failed": int((reasons != "").sum()),
             "units": dict(zip(model.label_names, model.label_units)),
             "timing": {k2: round(v, 3) for k2, v in timing.items()}}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
-                              np.concatenate(cropped) if keep and cropped else None)
+                              np.concatenate(cropped) if keep and cropped else None, clipped)
 
 
 def _nav_index(res: MeasuredPrediction, i: int) -> tuple:
@@ -205,6 +295,8 @@ def records(res: MeasuredPrediction) -> list[dict]:
             r[f"{name}_std"] = None if not np.isfinite(res.std[i, j]) else float(res.std[i, j])
         r["ood_score"] = None if not np.isfinite(res.ood_score[i]) else float(res.ood_score[i])
         r["ood"] = bool(res.ood[i])
+        r["clipped"] = ";".join(n for n, c in zip(res.label_names, res.clipped[i]) if c) \
+            if res.clipped is not None else ""
         r["onset_eV"] = None if not np.isfinite(res.onset[i]) else float(res.onset[i])
         r["snr"] = None if not np.isfinite(res.snr[i]) else float(res.snr[i])
         r["status"] = res.reasons[i] or "ok"

@@ -3,7 +3,10 @@
 Supported: everything HyperSpy / RosettaSciIO reads as a 1-D signal (``.msa``, ``.dm3``, ``.dm4``,
 ``.hspy``, ``.emd``, ...) and two-column text (``.csv`` / ``.txt`` / ``.dat``: energy in eV, intensity;
 comma, semicolon, tab or whitespace separated; header and ``#`` comment lines allowed; extra columns
-are read as further spectra). The energy axis is kept in eV; navigation (spatial) axes keep their
+are read as further spectra). A ``.msa`` that RosettaSciIO cannot read as EMSA (e.g. the headerless
+``energy, counts`` files of the EELS Data Base) is read as two-column text.
+:func:`from_signal` turns an in-memory HyperSpy / exspy signal into :class:`MeasuredSpectra`.
+The energy axis is kept in eV; navigation (spatial) axes keep their
 names, scales, offsets and units; acquisition metadata (beam energy in kV, convergence and
 collection semi-angles in mrad, dwell time in s) is kept when the file has it.
 """
@@ -20,6 +23,7 @@ import numpy as np
 from coreloss.errors import CorelossError
 
 TEXT_SUFFIXES = (".csv", ".txt", ".dat", ".tsv")
+TEXT_FALLBACK_SUFFIXES = (".msa", ".ems", ".emsa")  # EMSA; headerless two-column text as a fallback
 LAZY_ABOVE_BYTES = 256 * 1024**2  # files larger than this are opened lazily and cropped before loading
 _ENERGY_UNITS = {"ev": 1.0, "kev": 1e3, "mev": 1e-3}
 
@@ -134,7 +138,8 @@ def read_measured(path, energy_range: tuple[float, float] | None = None,
     if path.suffix.lower() in TEXT_SUFFIXES:
         out = read_text_spectrum(path)
     else:
-        out = _read_hyperspy(path, energy_range, lazy, keep_lazy)
+        out = (_read_with_text_fallback if path.suffix.lower() in TEXT_FALLBACK_SUFFIXES
+               else _read_hyperspy)(path, energy_range, lazy, keep_lazy)
     if energy_range is not None:
         out = crop_energy(out, *energy_range)
     return out
@@ -235,6 +240,19 @@ def _nav_axis(a, i: int) -> NavAxis:
     return NavAxis(name, int(a.size), step, float(pos[0]), units, tuple(float(v) for v in pos))
 
 
+def _read_with_text_fallback(path: Path, energy_range, lazy, keep_lazy: bool = False) -> MeasuredSpectra:
+    """EMSA through RosettaSciIO; if that fails or finds < 3 channels, two-column text."""
+    try:
+        return _read_hyperspy(path, energy_range, lazy, keep_lazy)
+    except CorelossError as first:
+        try:
+            out = read_text_spectrum(path)
+        except CorelossError:
+            raise first from None
+        out.metadata["reader"] = "two-column text (no usable EMSA header)"
+        return out
+
+
 def _read_hyperspy(path: Path, energy_range, lazy, keep_lazy: bool = False) -> MeasuredSpectra:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -251,23 +269,52 @@ def _read_hyperspy(path: Path, energy_range, lazy, keep_lazy: bool = False) -> M
         if not sigs:
             raise CorelossError(f"{path}: contains no 1-D spectrum signal")
         sig = sigs[0]
+    return from_signal(sig, energy_range, source=str(path), keep_lazy=keep_lazy)
+
+
+def as_spectrum_signal(sig, source: str = "signal"):
+    """``sig`` with exactly one signal axis in energy units (EMD-style all-signal axes converted)."""
     if sig.axes_manager.signal_dimension != 1:  # e.g. EMD stores every axis as a signal axis
         ev = [a for a in sig.axes_manager.signal_axes if str(a.units).strip().lower() in _ENERGY_UNITS]
         if len(ev) == 1 and not sig.axes_manager.navigation_axes:
             sig = sig.as_signal1D(ev[0].index_in_axes_manager)
     if sig.axes_manager.signal_dimension != 1:
-        raise CorelossError(f"{path}: signal is {sig.axes_manager.signal_dimension}-D, expected spectra "
+        raise CorelossError(f"{source}: signal is {sig.axes_manager.signal_dimension}-D, expected spectra "
                             "(a 1-D energy axis)")
+    return sig
+
+
+def energy_axis(sig, source: str = "signal") -> np.ndarray:
+    """The signal axis of ``sig`` in eV (units eV/keV/meV or undefined = eV)."""
     ax = sig.axes_manager.signal_axes[0]
     unit = str(ax.units or "eV").strip().lower()
     if unit in ("<undefined>", "", "none", "t.b.d."):
         unit = "ev"
     if unit not in _ENERGY_UNITS:
-        raise CorelossError(f"{path}: energy axis in {ax.units!r}, expected eV")
-    factor = _ENERGY_UNITS[unit]
-    energy = np.asarray(ax.axis, float) * factor
+        raise CorelossError(f"{source}: energy axis in {ax.units!r}, expected eV")
+    energy = np.asarray(ax.axis, float) * _ENERGY_UNITS[unit]
     if energy.size < 3:
-        raise CorelossError(f"{path}: cannot read as a spectrum file (only {energy.size} energy channels)")
+        raise CorelossError(f"{source}: cannot read as a spectrum file (only {energy.size} energy channels)")
+    return energy
+
+
+def nav_axes_of(sig) -> list[NavAxis]:
+    """Navigation axes of ``sig`` in array order (HyperSpy lists them in reverse)."""
+    return [_nav_axis(a, i) for i, a in enumerate(sig.axes_manager.navigation_axes[::-1])]
+
+
+def from_signal(sig, energy_range: tuple[float, float] | None = None, source: str | None = None,
+                keep_lazy: bool = False) -> MeasuredSpectra:
+    """A HyperSpy / exspy signal (lazy or not) -> :class:`MeasuredSpectra`.
+
+    Lazy signals are cropped to ``energy_range`` (eV) before their data are computed; with
+    ``keep_lazy`` their data stay a dask array (streamed block by block by the prediction).
+    """
+    source = source or str(sig.metadata.get_item("General.original_filename", "")
+                           or sig.metadata.get_item("General.title", "") or "signal")
+    sig = as_spectrum_signal(sig, source)
+    energy = energy_axis(sig, source)
+    lazy = bool(getattr(sig, "_lazy", False))
     if energy_range is not None and lazy:  # crop before computing
         keep = np.nonzero((energy >= energy_range[0]) & (energy <= energy_range[1]))[0]
         if keep.size >= 3:
@@ -276,12 +323,10 @@ def _read_hyperspy(path: Path, energy_range, lazy, keep_lazy: bool = False) -> M
     try:
         data = sig.data if lazy and keep_lazy else np.asarray(sig.data.compute() if lazy else sig.data)
     except Exception as exc:
-        raise CorelossError(f"{path}: data could not be read ({type(exc).__name__}: "
+        raise CorelossError(f"{source}: data could not be read ({type(exc).__name__}: "
                             f"{str(exc)[:120]}); the file may be truncated") from None
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        raise CorelossError(f"{path}: data of type {data.dtype} is not real numbers")
+        raise CorelossError(f"{source}: data of type {data.dtype} is not real numbers")
     if np.any(np.diff(energy) < 0):
         energy, data = energy[::-1], data[..., ::-1]
-    nav = [_nav_axis(a, i) for i, a in enumerate(sig.axes_manager.navigation_axes[::-1])]
-    meta = _metadata(sig)
-    return MeasuredSpectra(energy, data, nav, meta, str(path))
+    return MeasuredSpectra(energy, data, nav_axes_of(sig), _metadata(sig), source)

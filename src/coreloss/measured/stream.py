@@ -57,7 +57,8 @@ def iter_blocks(measured: MeasuredSpectra, batch: int):
     per = int(np.prod(data.shape[1:-1], dtype=int))  # spectra per index of the first nav axis
     rows = max(1, batch // per)
     chunk = max(1, int(data.chunks[0][0]))  # file chunks: read whole chunk rows, each once
-    rows = chunk * max(1, round(rows / chunk)) if rows >= chunk / 2 else rows
+    if chunk * per * data.shape[-1] * data.dtype.itemsize <= 256 * 2**20:  # a band of <= 256 MiB
+        rows = chunk * max(1, round(rows / chunk))
     for y0 in range(0, data.shape[0], rows):
         y1 = min(y0 + rows, data.shape[0])
         band = _read_rows(measured, y0, y1).reshape(-1, ne)

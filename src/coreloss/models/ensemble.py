@@ -62,6 +62,33 @@ class DeepEnsemble:
         return mean, var
 
     @torch.no_grad()
+    def predict_full(self, X: np.ndarray, batch_size: int = 16384) -> dict:
+        """One pass: ``mean``, ``var`` (total), ``epistemic`` (variance of member means), each
+        ``(n, n_out)`` standardised, and ``latent``: ``(members, n, n_hidden)`` last hidden layers."""
+        n = len(X)
+        out = {"mean": np.empty((n, self.n_out)), "var": np.empty((n, self.n_out)),
+               "epistemic": np.empty((n, self.n_out)), "latent": None}
+        lat = []
+        for start in range(0, n, batch_size):
+            xb = torch.as_tensor(np.asarray(X[start:start + batch_size]), dtype=torch.float32)
+            mus, vs, hs = [], [], []
+            for net in self.nets:
+                h = net.embed(xb)
+                o = net.head(h)
+                hs.append(h)
+                mus.append(o[:, :self.n_out])
+                vs.append(torch.exp(o[:, self.n_out:].clamp(-10.0, 10.0)))
+            mu = torch.stack(mus)
+            sl = slice(start, start + batch_size)
+            epi = mu.var(0, unbiased=False)
+            out["mean"][sl] = mu.mean(0).numpy()
+            out["epistemic"][sl] = epi.numpy()
+            out["var"][sl] = (torch.stack(vs).mean(0) + epi).numpy()
+            lat.append(torch.stack(hs).numpy())
+        out["latent"] = np.concatenate(lat, axis=1) if lat else np.zeros((len(self.nets), 0, 0))
+        return out
+
+    @torch.no_grad()
     def embed(self, X: np.ndarray) -> np.ndarray:
         """Latent vectors of the first member, ``(n, n_hidden)``."""
         return self.nets[0].embed(torch.as_tensor(X, dtype=torch.float32)).numpy()

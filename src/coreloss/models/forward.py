@@ -15,13 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, clone
 from torch import nn
 
 from coreloss import __version__
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
 from coreloss.models.descriptors import SoapFeaturizer, SoapParams, species_of
+from coreloss.models.networks import train_network
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-forward/1"
@@ -46,21 +49,28 @@ class SpectrumMLP(nn.Module):
         return y / area
 
 
-class ForwardModel:
-    """``fit(structures, X, structure_ids, site_index)``, ``predict_sites(structure)``, save / load."""
+class ForwardModel(BaseEstimator):
+    """``fit(structures, X, structure_ids, site_index)``, ``predict_sites(structure)``, save / load.
+
+    A scikit-learn estimator (``get_params`` / ``set_params`` / ``sklearn.base.clone``). ``soap``:
+    descriptor parameters (None: defaults; the species are always those of the training structures,
+    fitted as ``soap_``). Torch threads are the caller's (``torch.set_num_threads``).
+    """
 
     def __init__(self, soap: SoapParams | None = None, hidden=(256, 256), dropout: float = 0.05,
                  epochs: int = 300, lr: float = 1e-3, batch_size: int = 32, weight_decay: float = 1e-5,
-                 seed: int = 0, grid: EnergyGrid = DEFAULT_GRID, n_threads: int = 1):
+                 seed: int = 0, grid: EnergyGrid = DEFAULT_GRID):
         self.soap = soap
-        self.hidden, self.dropout, self.epochs, self.lr = tuple(hidden), dropout, epochs, lr
+        self.hidden, self.dropout, self.epochs, self.lr = hidden, dropout, epochs, lr
         self.batch_size, self.weight_decay, self.seed = batch_size, weight_decay, seed
-        self.grid, self.n_threads = grid, n_threads
+        self.grid = grid
         self.metadata: dict = {}
 
-    def get_params(self) -> dict:
-        return {"hidden": list(self.hidden), "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "weight_decay": self.weight_decay, "seed": self.seed}
+    def param_record(self) -> dict:
+        """JSON-able network/training parameters (what the model file stores; grid and SOAP apart)."""
+        return {"hidden": [int(h) for h in self.hidden], "dropout": self.dropout, "epochs": self.epochs,
+                "lr": self.lr, "batch_size": self.batch_size, "weight_decay": self.weight_decay,
+                "seed": self.seed}
 
     # -- features ------------------------------------------------------------------------------
     def features(self, structures: dict, structure_ids, site_index) -> np.ndarray:
@@ -76,8 +86,10 @@ class ForwardModel:
         return F
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, structures: dict, X, structure_ids, site_index, provenance: dict | None = None):
-        """Train on spectra ``X`` (n, grid.n) of the O sites ``(structure_ids[i], site_index[i])``."""
+    def fit(self, structures: dict, X, structure_ids, site_index, provenance: dict | None = None,
+            progress=None):
+        """Train on spectra ``X`` (n, grid.n) of the O sites ``(structure_ids[i], site_index[i])``;
+        ``progress()`` is called once per epoch."""
         t0 = time.perf_counter()
         X = np.asarray(X, float)
         if X.ndim != 2 or X.shape[1] != self.grid.n:
@@ -86,53 +98,44 @@ class ForwardModel:
             raise CorelossError("need at least 2 spectra to train the forward model")
         n_structures = self._set_featurizer(structures, structure_ids)
         F = self.features(structures, structure_ids, site_index)
-        return self._fit_features(F, X, n_structures=n_structures, provenance=provenance, t0=t0)
+        return self._fit_features(F, X, n_structures=n_structures, provenance=provenance, t0=t0,
+                                  progress=progress)
 
     def _set_featurizer(self, structures: dict, structure_ids) -> int:
         """SOAP over the species of the structures used; returns how many structures those are."""
         used = {k: structures[k] for k in dict.fromkeys(np.asarray(structure_ids).astype(str).tolist())
                 if k in structures}
         params = self.soap or SoapParams()
-        self.soap = SoapParams(species_of(used.values()) or params.species, params.r_cut, params.n_max,
-                               params.l_max, params.sigma)
-        self.featurizer_ = SoapFeaturizer(self.soap)
+        self.soap_ = SoapParams(species_of(used.values()) or params.species, params.r_cut, params.n_max,
+                                params.l_max, params.sigma)
+        self.featurizer_ = SoapFeaturizer(self.soap_)
         return len(used)
 
     def _fit_features(self, F: np.ndarray, X: np.ndarray, n_structures: int, provenance: dict | None = None,
-                      t0: float | None = None):
+                      t0: float | None = None, progress=None):
         """Train the network on SOAP rows ``F`` (featurizer already set) and spectra ``X``."""
         t0 = time.perf_counter() if t0 is None else t0
         self.f_mean_ = F.mean(axis=0)
         self.f_std_ = np.maximum(F.std(axis=0), 1e-6 * max(float(F.std()), 1e-12))
-        torch.set_num_threads(self.n_threads)
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        self.net_ = SpectrumMLP(F.shape[1], self.grid.n, self.grid.step, self.hidden, self.dropout)
-        Ft = torch.as_tensor((F - self.f_mean_) / self.f_std_, dtype=torch.float32)
-        Xt = torch.as_tensor(np.nan_to_num(X), dtype=torch.float32)
-        scale = float(Xt.std()) or 1.0
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1))
-        losses = []
-        for _ in range(self.epochs):
-            self.net_.train()
-            order = rng.permutation(len(Ft))
-            total = 0.0
-            for start in range(0, len(Ft), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                loss = torch.mean(((self.net_(Ft[idx]) - Xt[idx]) / scale) ** 2)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            sched.step()
-            losses.append(total / len(Ft))
-        self.net_.eval()
+        self.net_ = SpectrumMLP(F.shape[1], self.grid.n, self.grid.step, tuple(self.hidden), self.dropout)
+        scale = float(torch.as_tensor(np.nan_to_num(X), dtype=torch.float32).std()) or 1.0
+
+        def loss(out, y, mask):  # scaled MSE over every grid point
+            return torch.mean(((out - y) / scale) ** 2)
+
+        hist = train_network(self.net_, (F - self.f_mean_) / self.f_std_, X, epochs=self.epochs, lr=self.lr,
+                             batch_size=self.batch_size, weight_decay=self.weight_decay, seed=self.seed,
+                             loss=loss, seed_torch=False, progress=progress)
+        losses = hist["train"]
+        conv = SpectralConventions.from_provenance(provenance)
+        self.conventions_ = SpectralConventions(**{**conv.__dict__, "grid": self.grid})
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "descriptor": {"kind": "SOAP (dscribe)", **self.soap.to_dict(), "centre": "O site"},
-            "params": self.get_params(), "grid": self.grid.to_dict(), "n_train": int(len(X)),
+            "descriptor": {"kind": "SOAP (dscribe)", **self.soap_.to_dict(), "centre": "O site"},
+            "params": self.param_record(), "grid": self.grid.to_dict(),
+            "conventions": self.conventions_.to_dict(), "n_train": int(len(X)),
             "n_structures": int(n_structures), "final_train_loss": losses[-1],
             "train_seconds": round(time.perf_counter() - t0, 2), "training_provenance": provenance or {},
             "output": "onset-aligned, area-normalised spectrum (1/eV) on grid (E - onset, eV)",
@@ -148,7 +151,6 @@ class ForwardModel:
     def predict_features(self, F: np.ndarray) -> np.ndarray:
         """Spectra (n, grid.n) for SOAP rows ``F``."""
         self._check_fitted()
-        torch.set_num_threads(self.n_threads)
         Ft = torch.as_tensor((np.atleast_2d(F) - self.f_mean_) / self.f_std_, dtype=torch.float32)
         return self.net_(Ft).numpy().astype(float)
 
@@ -176,8 +178,8 @@ class ForwardModel:
         """One file (atomic write): weights, SOAP parameters, feature scaling, grid, metadata."""
         self._check_fitted()
         path = Path(path)
-        blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "soap": json.dumps(self.soap.to_dict()),
-                "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
+        blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "soap": json.dumps(self.soap_.to_dict()),
+                "params": json.dumps(self.param_record()), "grid": json.dumps(self.grid.to_dict()),
                 "f_mean": torch.as_tensor(self.f_mean_), "f_std": torch.as_tensor(self.f_std_),
                 "weights": self.net_.state_dict()}
         return save_atomic(blob, path)
@@ -195,14 +197,17 @@ class ForwardModel:
             raise CorelossError(f"{path} is not a coreloss forward model (format {FORMAT!r} expected)")
         require_keys(blob, _KEYS, f"{path}: coreloss forward model")
         params = json.loads(blob["params"])
+        params["hidden"] = tuple(params["hidden"])
         grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
         obj = cls(soap=SoapParams(**json.loads(blob["soap"])), grid=grid, **params)
-        obj.featurizer_ = SoapFeaturizer(obj.soap)
+        obj.soap_ = obj.soap
+        obj.featurizer_ = SoapFeaturizer(obj.soap_)
         obj.f_mean_, obj.f_std_ = blob["f_mean"].numpy(), blob["f_std"].numpy()
         obj.net_ = SpectrumMLP(len(obj.f_mean_), grid.n, grid.step, obj.hidden, obj.dropout)
         obj.net_.load_state_dict(blob["weights"])
         obj.net_.eval()
         obj.metadata = json.loads(blob["metadata"])
+        obj.conventions_ = SpectralConventions.of_model(obj)
         return obj
 
 
@@ -218,15 +223,15 @@ def cross_validate_params(structures: dict, X, structure_ids, site_index, candid
     X = np.asarray(X, float)
     sids = np.asarray(structure_ids).astype(str)
     base = ForwardModel(grid=grid)
-    base._set_featurizer(structures, sids)
+    base._set_featurizer(structures, sids)  # SOAP rows once, shared by every candidate and fold
     F = base.features(structures, sids, site_index)
     folds = group_kfold(sids, n_splits)
     out = []
     for cand in candidates:
         scores = []
         for tr, va in folds:
-            fm = ForwardModel(soap=base.soap, grid=grid, **cand)
-            fm.featurizer_ = base.featurizer_
+            fm = clone(base).set_params(**cand)
+            fm.soap_, fm.featurizer_ = base.soap_, base.featurizer_
             fm._fit_features(F[tr], X[tr], n_structures=len(set(sids[tr].tolist())))
             scores.append(spectrum_metrics(X[va], fm.predict_features(F[va]), grid)["cosine_mean"])
             if progress:

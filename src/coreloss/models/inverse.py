@@ -3,33 +3,48 @@
 :class:`InverseModel` (scikit-learn style) wraps a :class:`~coreloss.models.ensemble.DeepEnsemble`
 trained on onset-aligned, area-normalised spectra on a fixed :class:`~coreloss.spectra.EnergyGrid`
 (default -5..25 eV, 0.1 eV). Targets are standardised for training and reported in the units of
-:data:`coreloss.labels.LABEL_UNITS`. Training augments every batch with Poisson noise at a random
-SNR from ``snrs`` and a random energy shift within ``+-max_shift_ev``. A group-wise validation split
-(``val_fraction`` of the structures) selects the epoch, fits one variance recalibration factor per
-label (so the validation z-scores have unit variance) and calibrates the OOD threshold.
+:data:`coreloss.labels.LABEL_UNITS`. Training augments every batch with the degradations in
+``augment`` (:mod:`coreloss.models.augment`: Poisson noise at a random SNR from ``snrs``, onset
+misalignment within ``+-max_shift_ev``, and optionally resolution, lifetime, energy-scale stretch,
+residual background, plural scattering). A group-wise validation split (``val_fraction`` of the
+structures) selects the epoch, fits one variance recalibration factor per label (so the validation
+z-scores have unit variance) and calibrates the OOD thresholds (:class:`~coreloss.models.ood.CombinedOOD`:
+PCA and latent k-nearest-neighbour distance set the flag, ensemble disagreement is reported;
+``ood_target_rate`` of clean + noisy validation spectra flagged). Predictions are held inside :data:`~coreloss.models.bounds.PHYSICAL_BOUNDS`.
+
+With ``absolute_onset=True`` the absolute onset energy (eV, the engine's scale) is a further input:
+use it only for spectra whose energy axis is calibrated to that scale (see docs/models.md).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from coreloss import __version__
+from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
 from coreloss.fileio import require_keys
 from coreloss.models._io import save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
-from coreloss.models.ood import PCAOutlierScore
-from coreloss.spectra import DEFAULT_GRID, EnergyGrid, add_noise, normalise_area, shift
+from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
+from coreloss.models.bounds import apply_bounds, label_range
+from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
 _KEYS = ("params", "grid", "arrays", "x_scale", "ensemble", "weights", "metadata")  # read by load()
+#: degradations applied while training by default, each to a spectrum with probability
+#: ``augment_prob`` = 0.25 (chosen with benchmarks/bench_augment.py; see BENCHMARKS.md)
+DEFAULT_AUGMENT = ("noise", "misalign", "resolution", "lifetime", "stretch", "background", "plural")
 
 
 def check_spectra(X, grid: EnergyGrid, spectra_grid: EnergyGrid | None = None) -> np.ndarray:
@@ -45,24 +60,6 @@ def check_spectra(X, grid: EnergyGrid, spectra_grid: EnergyGrid | None = None) -
                             f"({grid.start:g}..{grid.stop:g} eV, step {grid.step:g}) has {grid.n}; "
                             "resample them explicitly with coreloss.spectra.align_to_grid")
     return X
-
-
-def make_augmenter(grid: EnergyGrid, snrs, max_shift_ev: float, kind: str = "poisson"):
-    """``augment(X, rng)``: per spectrum a random SNR from ``snrs`` (inf = clean) and shift, re-normalised."""
-    snrs = tuple(float(s) for s in snrs)
-
-    def augment(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = np.array(X, float)
-        if max_shift_ev > 0:
-            out = shift(out, rng.uniform(-max_shift_ev, max_shift_ev, len(out)), grid)
-        pick = rng.integers(len(snrs), size=len(out)) if snrs else np.zeros(0, int)
-        for i, snr in enumerate(snrs):
-            sel = pick == i
-            if np.isfinite(snr) and sel.any():
-                out[sel] = add_noise(out[sel], snr, rng, kind=kind)
-        return np.nan_to_num(normalise_area(out, grid.step))
-
-    return augment
 
 
 def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,47 +86,82 @@ def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np
 EXTRAPOLATION_MARGIN = 0.1
 
 
-class InverseModel:
-    """Spectrum -> (mean, std) of the six labels. ``fit`` / ``predict`` / ``ood_score`` / ``save`` / ``load``."""
+class InverseModel(BaseEstimator):
+    """Spectrum -> (mean, std) of the six labels. ``fit`` / ``predict`` / ``ood_score`` / ``save`` / ``load``.
+
+    A scikit-learn estimator: the constructor only stores its parameters (``get_params`` /
+    ``set_params`` / ``sklearn.base.clone``). Torch threads and training progress are the caller's
+    (``torch.set_num_threads``; ``fit(..., progress=callback)``).
+    """
 
     def __init__(self, arch: str = "mlp", members: int = 5, hidden: tuple[int, ...] = (256, 128),
                  dropout: float = 0.1, epochs: int = 150, lr: float = 1e-3, batch_size: int = 128,
                  weight_decay: float = 1e-5, snrs=(float("inf"), 50.0, 20.0, 10.0),
-                 noise_kind: str = "poisson", max_shift_ev: float = 0.3, val_fraction: float = 0.15,
+                 noise_kind: str = "poisson", max_shift_ev: float = 1.0, val_fraction: float = 0.15,
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
-                 n_threads: int = 1, progress: bool = False):
-        self.arch, self.members, self.hidden, self.dropout = arch, members, tuple(hidden), dropout
+                 augment=DEFAULT_AUGMENT, augment_prob: float = 0.25, training_fwhm: float | None = None,
+                 absolute_onset: bool = False, ood_target_rate: float = 0.015):
+        self.arch, self.members, self.hidden, self.dropout = arch, members, hidden, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
-        self.snrs, self.noise_kind, self.max_shift_ev = tuple(snrs), noise_kind, max_shift_ev
+        self.snrs, self.noise_kind, self.max_shift_ev = snrs, noise_kind, max_shift_ev
         self.val_fraction, self.recalibrate, self.seed = val_fraction, recalibrate, seed
-        self.grid, self.n_threads, self.progress = grid, n_threads, progress
+        self.grid = grid
+        self.augment, self.augment_prob = augment, augment_prob
+        self.training_fwhm, self.absolute_onset = training_fwhm, absolute_onset
+        self.ood_target_rate = ood_target_rate
         self.label_names = list(LABEL_NAMES)
         self.label_units = [LABEL_UNITS[n] for n in LABEL_NAMES]
         self.metadata: dict = {}
 
     # -- configuration -------------------------------------------------------------------------
-    def get_params(self) -> dict:
-        return {"arch": self.arch, "members": self.members, "hidden": list(self.hidden),
-                "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "weight_decay": self.weight_decay,
-                "snrs": [float(s) for s in self.snrs], "noise_kind": self.noise_kind,
-                "max_shift_ev": self.max_shift_ev, "val_fraction": self.val_fraction,
-                "recalibrate": self.recalibrate, "seed": self.seed}
+    def param_record(self) -> dict:
+        """JSON-able constructor parameters as the model file stores them (grid apart;
+        ``training_fwhm`` as resolved by :meth:`fit`)."""
+        p = self.get_params()
+        p.pop("grid")
+        return {**p, "hidden": [int(h) for h in self.hidden], "snrs": [float(v) for v in self.snrs],
+                "augment": list(self.augment), "augment_prob": float(self.augment_prob),
+                "absolute_onset": bool(self.absolute_onset), "ood_target_rate": float(self.ood_target_rate),
+                "training_fwhm": getattr(self, "training_fwhm_", self.training_fwhm)}
 
     def _net_kwargs(self) -> dict:
         if self.arch == "mlp":
-            return {"hidden": self.hidden, "dropout": self.dropout}
+            return {"hidden": tuple(self.hidden), "dropout": self.dropout}
         return {"hidden": self.hidden[0], "dropout": self.dropout}
 
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
 
+    def _inputs(self, X: np.ndarray, onset=None) -> np.ndarray:
+        """Network inputs: scaled spectra, plus the standardised absolute onset when used."""
+        Xs = self._scale_x(X)
+        if not self.absolute_onset:
+            return Xs
+        if onset is None:
+            raise CorelossError("this model uses the absolute onset energy (absolute_onset=True): pass "
+                                "onset= (eV, on the training engine's scale; see docs/models.md)")
+        on = np.broadcast_to(np.asarray(onset, float), (len(X),))
+        return np.concatenate([Xs, ((on - self.onset_mean_) / self.onset_std_)[:, None]], axis=1
+                              ).astype(np.float32)
+
+    def make_augmenter(self) -> Augmenter:
+        """The training-batch degradations (:class:`~coreloss.models.augment.Augmenter`)."""
+        fwhm = getattr(self, "training_fwhm_", self.training_fwhm)
+        return Augmenter(self.grid, tuple(self.augment), tuple(self.snrs), float(self.augment_prob),
+                         training_fwhm=fwhm or 1.0,
+                         ranges={"misalign": (-self.max_shift_ev, self.max_shift_ev)},
+                         noise_kind=self.noise_kind)
+
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X, y, groups=None, provenance: dict | None = None) -> "InverseModel":
+    def fit(self, X, y, groups=None, provenance: dict | None = None, onset=None,
+            progress=None) -> "InverseModel":
         """Train on spectra ``X`` (n, grid.n) and labels ``y`` (n, 6; NaN = missing).
 
         ``groups`` (e.g. structure ids) makes the validation split structure-wise;
-        ``provenance`` (the dataset's) is stored in :attr:`metadata`.
+        ``provenance`` (the dataset's) is stored in :attr:`metadata`; its spectral conventions
+        (:class:`~coreloss.conventions.SpectralConventions`, Gaussian FWHM = the training resolution
+        unless ``training_fwhm`` is given) are carried as ``conventions_`` / ``metadata["conventions"]``; ``onset`` (n,) absolute onsets (eV)
+        are required when ``absolute_onset``; ``progress()`` is called once per member epoch.
         """
         t0 = time.perf_counter()
         X = check_spectra(X, self.grid)
@@ -138,59 +170,66 @@ class InverseModel:
             raise CorelossError(f"labels must have shape ({len(X)}, {len(self.label_names)}), got {y.shape}")
         if len(X) < 4:
             raise CorelossError(f"need at least 4 spectra to train, got {len(X)}")
-        torch.set_num_threads(self.n_threads)
+        conv = SpectralConventions.from_provenance(provenance)
+        self.training_fwhm_ = self.training_fwhm if self.training_fwhm is not None else conv.gaussian_fwhm
+        self.conventions_ = replace(conv, grid=self.grid, gaussian_fwhm=self.training_fwhm_)
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = float(np.std(X - self.x_mean_)) or 1.0
+        self.onset_mean_, self.onset_std_ = 0.0, 1.0
+        if self.absolute_onset:
+            if onset is None or len(onset) != len(X):
+                raise CorelossError("absolute_onset=True needs onset= with one absolute onset (eV) per spectrum")
+            onset = np.asarray(onset, float)
+            self.onset_mean_, self.onset_std_ = float(np.mean(onset)), float(np.std(onset)) or 1.0
         self.y_mean_ = np.nanmean(y, axis=0)
         self.y_std_ = np.nan_to_num(np.nanstd(y, axis=0), nan=1.0)
         self.y_std_ = np.where(self.y_std_ > 0, self.y_std_, 1.0)
         self.y_mean_ = np.nan_to_num(self.y_mean_)
         Ys = (y - self.y_mean_) / self.y_std_
         tr, va = _group_val_split(len(X), groups, self.val_fraction, self.seed)
-        augment = make_augmenter(self.grid, self.snrs, self.max_shift_ev, self.noise_kind)
+        augment = self.make_augmenter()
         self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed)
-        scale = self._scale_x
-        aug_scaled = (lambda xb, rng: scale(augment(xb, rng)))
-        progress_cb, bar = None, None
-        if self.progress:
-            from rich.progress import Progress
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task(f"training {self.members} x {self.arch}", total=self.members * self.epochs)
-            progress_cb = lambda: bar.advance(task)  # noqa: E731
-        try:
-            hist = self.ensemble_.fit(X[tr], Ys[tr], X_val=scale(X[va]) if len(va) else None,
-                                      Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
-                                      progress=progress_cb, epochs=self.epochs, lr=self.lr,
-                                      batch_size=self.batch_size, weight_decay=self.weight_decay)
-        finally:
-            if bar is not None:
-                bar.stop()
+        Xin = X if not self.absolute_onset else np.concatenate([X, onset[:, None]], axis=1)
+        n_x = X.shape[1]
+
+        def aug_scaled(xb, rng):  # spectra degraded; the onset (if used) jittered by 0.2 eV
+            if not self.absolute_onset:
+                return self._scale_x(augment(xb, rng))
+            return self._inputs(augment(xb[:, :n_x], rng), xb[:, n_x] + rng.normal(0, 0.2, len(xb)))
+
+        def clean_scaled(xb):
+            return self._inputs(xb[:, :n_x], xb[:, n_x] if self.absolute_onset else None)
+
+        hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
+                                  Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
+                                  progress=progress, epochs=self.epochs, lr=self.lr,
+                                  batch_size=self.batch_size, weight_decay=self.weight_decay)
         # variance recalibration on the validation structures
         self.calibration_ = np.ones(len(self.label_names))
         calib_idx = va if len(va) else tr
         if self.recalibrate and len(va):
-            mu, var = self.ensemble_.predict(scale(X[va]))
+            mu, var = self.ensemble_.predict(clean_scaled(Xin[va]))
             z2 = (Ys[va] - mu) ** 2 / var
             with np.errstate(invalid="ignore"):
                 c = np.sqrt(np.nanmean(z2, axis=0))
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        # OOD: PCA on training spectra, threshold on augmented calibration spectra
-        rng = np.random.default_rng(self.seed + 7)
-        self.ood_ = PCAOutlierScore().fit(X[tr], augment(X[calib_idx], rng))
+        self.fit_ood(X[tr], X[calib_idx], None if onset is None else onset[tr],
+                     None if onset is None else onset[calib_idx])
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "params": self.get_params(), "grid": self.grid.to_dict(),
+            "params": self.param_record(), "grid": self.grid.to_dict(),
+            "conventions": self.conventions_.to_dict(),
             "label_names": self.label_names, "label_units": self.label_units,
             "n_train": int(len(tr)), "n_val": int(len(va)),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
             "calibration": {"method": "per-label std factor fitted on validation structures "
                             "(sqrt of mean squared z-score)" if len(va) and self.recalibrate else "none",
                             "factors": self.calibration_.tolist()},
-            "ood": {"method": "PCA T2 + residual Q, each over its calibration mean; threshold = "
-                    f"{self.ood_.quantile:g} quantile on noise-augmented validation spectra",
-                    "n_components": int(len(self.ood_.components_)), "threshold": self.ood_.threshold_},
+            "ood": self._ood_record(),
+            "augmentation": self.make_augmenter().params(),
+            "absolute_onset": {"used": self.absolute_onset, "mean_eV": self.onset_mean_,
+                               "std_eV": self.onset_std_},
             "train_seconds": round(time.perf_counter() - t0, 2),
             "best_val_mse": [float(min(h["val_mse"])) if h["val_mse"] else None for h in hist],
             "training_provenance": provenance or {},
@@ -199,25 +238,97 @@ class InverseModel:
         }
         return self
 
+    def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None) -> "InverseModel":
+        """(Re)fit the OOD scores: PCA and latent neighbours on ``X_train`` (clean training spectra),
+        thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib``; see
+        :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a trained model."""
+        rng = np.random.default_rng(self.seed + 7)
+        noisy = Augmenter(self.grid, ("noise",), tuple(self.snrs), noise_kind=self.noise_kind)
+        Xn = noisy(X_calib, rng)
+        self.ood_ = PCAOutlierScore(quantile=0.999).fit(X_train, Xn)  # leaves the rate to latent_knn
+        lat = self.ensemble_.predict_full(self._inputs(X_train, onset_train))["latent"]
+        self.latent_ = LatentKNN().fit(lat)
+        Xc = np.concatenate([X_calib, Xn])
+        oc = None if onset_calib is None else np.concatenate([onset_calib, onset_calib])
+        comp = self._ood_components(Xc, oc)
+        self.combined_ood_ = CombinedOOD.fit(comp, target_rate=self.ood_target_rate,
+                                             fixed={"pca": self.ood_.threshold_})
+        if getattr(self, "metadata", None):
+            self.metadata["ood"] = self._ood_record()
+        return self
+
+    def _ood_record(self) -> dict:
+        c = self.combined_ood_
+        return {"method": "flag = max over " + ", ".join(c.flag_names) + " of score / threshold > 1; "
+                "PCA: T2+Q with its own threshold (99.9th percentile of noisy validation spectra); "
+                f"latent_knn: mean distance to the {self.latent_.k} nearest training spectra in the "
+                "ensemble's last hidden layers; its threshold: the quantile of clean + noisy validation "
+                f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; disagreement "
+                "(variance of member means) reported only", "scores": list(c.names),
+                "flag_scores": list(c.flag_names), "thresholds": c.thresholds_.tolist(),
+                "quantile": c.quantile, "target_rate": c.target_rate,
+                "n_components": int(len(self.ood_.components_))}
+
     def _check_fitted(self):
         if not hasattr(self, "ensemble_"):
             raise CorelossError("the model is not trained: call fit() or InverseModel.load()")
 
     # -- inference -----------------------------------------------------------------------------
-    def predict(self, X, grid: EnergyGrid | None = None, batch_size: int = 16384):
-        """``(mean, std)``, each (n, 6) in label units, for spectra ``X`` on :attr:`grid`."""
+    def _ood_components(self, X, onset=None, full: dict | None = None) -> np.ndarray:
+        """``(n, 3)`` raw scores in the order of :data:`~coreloss.models.ood.OOD_SCORES`."""
+        full = full if full is not None else self.ensemble_.predict_full(self._inputs(X, onset))
+        pca, _ = self.ood_.score(X)
+        knn = self.latent_.score(full["latent"])
+        return np.stack([pca, full["epistemic"].mean(axis=1), np.where(np.isfinite(pca), knn, np.inf)], axis=1)
+
+    def predict_full(self, X, grid: EnergyGrid | None = None, onset=None, batch_size: int = 16384) -> dict:
+        """Everything from one pass: ``mean``, ``std`` (n, 6; bounded, label units), ``clipped``
+        (n, 6) bool, ``clipped_sigma`` (n, 6: distance of the raw mean beyond its limit in raw
+        standard deviations), ``ood_score`` (n,), ``ood`` (n,) bool, ``ood_components`` (n, 3)."""
         self._check_fitted()
         X = check_spectra(X, self.grid, grid)
-        torch.set_num_threads(self.n_threads)
-        mu, var = self.ensemble_.predict(self._scale_x(X), batch_size=batch_size)
+        out = {}
+        for a in range(0, max(len(X), 1), batch_size):
+            xb = X[a:a + batch_size]
+            full = self.ensemble_.predict_full(self._inputs(xb, None if onset is None else
+                                                            np.broadcast_to(onset, (len(X),))[a:a + batch_size]))
+            mean = full["mean"] * self.y_std_ + self.y_mean_
+            std = np.sqrt(full["var"]) * self.calibration_ * self.y_std_
+            raw_mean, raw_std = mean, std
+            mean, std, clipped = apply_bounds(mean, std, self.label_names)
+            with np.errstate(divide="ignore", invalid="ignore"):  # how far outside, in raw sigmas
+                beyond = np.where(clipped, np.abs(raw_mean - mean) / raw_std, 0.0)
+            if hasattr(self, "combined_ood_"):
+                comp = self._ood_components(xb, full=full)
+                score, flag, _ = self.combined_ood_.combine(comp)
+            else:  # a model saved before the combined score: PCA only
+                score, flag = self.ood_.score(xb)
+                comp = score[:, None]
+            part = {"mean": mean, "std": std, "clipped": clipped, "clipped_sigma": beyond,
+                    "ood_score": score, "ood": flag, "ood_components": comp}
+            for k, v in part.items():
+                out.setdefault(k, []).append(v)
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def predict(self, X, grid: EnergyGrid | None = None, batch_size: int = 16384, onset=None):
+        """``(mean, std)``, each (n, 6) in label units, for spectra ``X`` on :attr:`grid`.
+
+        Means are held inside the physical limits (:func:`~coreloss.models.bounds.apply_bounds`:
+        clipped, std widened by the clipped distance).
+        """
+        self._check_fitted()
+        X = check_spectra(X, self.grid, grid)
+        mu, var = self.ensemble_.predict(self._inputs(X, onset), batch_size=batch_size)
         mean = mu * self.y_std_ + self.y_mean_
         std = np.sqrt(var) * self.calibration_ * self.y_std_
+        mean, std, _ = apply_bounds(mean, std, self.label_names)
         return mean, std
 
-    def ood_score(self, X, grid: EnergyGrid | None = None):
-        """``(score (n,), flag (n,) bool)``: flag marks spectra unlike the training data."""
-        self._check_fitted()
-        return self.ood_.score(check_spectra(X, self.grid, grid))
+    def ood_score(self, X, grid: EnergyGrid | None = None, onset=None):
+        """``(score (n,), flag (n,) bool)``: flag marks spectra the model cannot read (score > 1 for
+        the combined score; PCA score > its threshold for older models)."""
+        full = self.predict_full(X, grid, onset)
+        return full["ood_score"], full["ood"]
 
     def extrapolated(self, mean, margin: float = EXTRAPOLATION_MARGIN) -> np.ndarray:
         """(n,) bool: a predicted label lies outside the training range widened by ``margin`` x range.
@@ -242,9 +353,13 @@ class InverseModel:
         path = Path(path)
         arrays = {"x_mean": self.x_mean_, "y_mean": self.y_mean_, "y_std": self.y_std_,
                   "calibration": self.calibration_,
-                  **{f"ood_{k}": np.asarray(v, float) for k, v in self.ood_.state().items()}}
+                  "onset_norm": [self.onset_mean_, self.onset_std_],
+                  **{f"ood_{k}": np.asarray(v, float) for k, v in self.ood_.state().items()},
+                  **{f"lat_{k}": np.asarray(v, np.float32 if k == "ref" else float)
+                     for k, v in self.latent_.state().items()},
+                  **{f"comb_{k}": np.asarray(v, float) for k, v in self.combined_ood_.state().items()}}
         blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "x_scale": self.x_scale_,
-                "params": json.dumps(self.get_params()), "grid": json.dumps(self.grid.to_dict()),
+                "params": json.dumps(self.param_record()), "grid": json.dumps(self.grid.to_dict()),
                 "arrays": {k: torch.as_tensor(np.asarray(v, float)) for k, v in arrays.items()},
                 "ensemble": {**{k: v for k, v in self.ensemble_.state().items() if k != "weights"},
                              "net_kwargs": json.dumps({k: list(v) if isinstance(v, tuple) else v
@@ -265,17 +380,27 @@ class InverseModel:
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise CorelossError(f"{path} is not a coreloss inverse model (format {FORMAT!r} expected)")
         require_keys(blob, _KEYS, f"{path}: coreloss inverse model")
-        params = json.loads(blob["params"])
-        params["hidden"] = tuple(params["hidden"])
+        names = cls._get_param_names()
+        params = {k: v for k, v in json.loads(blob["params"]).items() if k in names}
+        for k in ("hidden", "snrs", "augment"):
+            if k in params:
+                params[k] = tuple(params[k])
         model_grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
         if grid is not None and not model_grid.matches(grid):
             raise CorelossError(f"model {path} was trained on grid {model_grid.to_dict()}, not "
                                 f"{grid.to_dict()}; resample the spectra to the model's grid")
         obj = cls(grid=model_grid, **params)
+        obj.training_fwhm_ = obj.training_fwhm
+        obj.metadata = json.loads(blob["metadata"])
+        obj.conventions_ = SpectralConventions.of_model(obj)
         a = {k: v.numpy() for k, v in blob["arrays"].items()}
         obj.x_mean_, obj.y_mean_, obj.y_std_ = a["x_mean"], a["y_mean"], a["y_std"]
         obj.x_scale_, obj.calibration_ = float(blob["x_scale"]), a["calibration"]
         obj.ood_ = PCAOutlierScore.from_state({k[4:]: v for k, v in a.items() if k.startswith("ood_")})
+        obj.onset_mean_, obj.onset_std_ = (float(v) for v in a.get("onset_norm", (0.0, 1.0)))
+        if "comb_flag_mask" in a and "lat_ref" in a:  # else: a model from before the combined score
+            obj.latent_ = LatentKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("lat_")})
+            obj.combined_ood_ = CombinedOOD.from_state({k[5:]: v for k, v in a.items() if k.startswith("comb_")})
         ens = dict(blob["ensemble"])
         ens["net_kwargs"] = json.loads(ens["net_kwargs"])
         obj.ensemble_ = DeepEnsemble.from_state({**ens, "weights": blob["weights"]})
@@ -290,10 +415,3 @@ def _envelope(X) -> dict:
     return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
             "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
             "mean": X.mean(axis=0).round(6).tolist()}
-
-
-def label_range(y) -> dict:
-    """Per-label min and max of training labels (label units; NaN labels ignored)."""
-    y = np.asarray(y, float)
-    with np.errstate(invalid="ignore"):
-        return {"min": np.nanmin(y, axis=0).tolist(), "max": np.nanmax(y, axis=0).tolist()}

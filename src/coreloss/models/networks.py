@@ -1,4 +1,5 @@
-"""Small PyTorch networks for spectra (MLP, 1-D CNN) and one deterministic training loop.
+"""Small PyTorch networks for spectra (MLP, 1-D CNN) and the one deterministic training loop
+(:func:`train_network`) that trains every network of the package (ensemble members, forward model).
 
 Every network maps a batch of spectra ``(n, n_grid)`` to ``(n, 2 * n_out)``: a mean and a
 log-variance per (standardised) target, so a member of a deep ensemble can be trained with the
@@ -84,18 +85,27 @@ def masked_mse(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.
     return torch.sum((out[:, :y.shape[1]] - y) ** 2 * mask) / mask.sum().clamp(min=1.0)
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_network(net: nn.Module, X: np.ndarray, Y: np.ndarray, *, epochs: int = 200, lr: float = 1e-3,
                   batch_size: int = 128, weight_decay: float = 1e-5, seed: int = 0,
                   augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
                   mse_warmup: float = 0.2, X_val: np.ndarray | None = None,
-                  Y_val: np.ndarray | None = None, progress: Callable[[], None] | None = None) -> dict:
-    """Train ``net`` in place on standardised targets ``Y``; returns the loss history.
+                  Y_val: np.ndarray | None = None, progress: Callable[[], None] | None = None,
+                  loss: Loss | None = None, seed_torch: bool = True) -> dict:
+    """Train ``net`` in place on targets ``Y`` (AdamW, cosine schedule); returns the loss history.
 
-    NaN targets are masked out of the loss. The first ``mse_warmup`` fraction of epochs fits only the means (MSE), the rest the Gaussian
-    NLL. ``augment(X_batch, rng)`` (e.g. noise + energy shift) is applied to every batch. With a
-    validation set, the weights of the epoch with the lowest validation MSE are kept.
+    NaN targets are masked out of the loss. Default ``loss`` (mean + log-variance heads): the first
+    ``mse_warmup`` fraction of epochs fits only the means (MSE), the rest the Gaussian NLL; a given
+    ``loss(out, y, mask)`` is used for every epoch. ``augment(X_batch, rng)`` (e.g. noise + energy
+    shift) is applied to every batch. With a validation set, the weights of the epoch with the
+    lowest validation MSE are kept. ``progress()`` is called once per epoch. ``seed`` seeds the batch
+    order and augmentation; torch too unless ``seed_torch=False`` (caller seeded it before building
+    ``net``). Threads: whatever the caller set (``torch.set_num_threads``).
     """
-    torch.manual_seed(seed)
+    if seed_torch:
+        torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
@@ -116,11 +126,12 @@ def train_network(net: nn.Module, X: np.ndarray, Y: np.ndarray, *, epochs: int =
             xb = augment(X[idx], rng) if augment is not None else X[idx]
             xb = torch.as_tensor(xb, dtype=torch.float32)
             out = net(xb)
-            loss = (masked_mse if epoch < warm else gaussian_nll)(out, Yt[idx], Mt[idx])
+            fn = loss if loss is not None else (masked_mse if epoch < warm else gaussian_nll)
+            value = fn(out, Yt[idx], Mt[idx])
             opt.zero_grad()
-            loss.backward()
+            value.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
+            total += float(value.detach()) * len(idx)
         sched.step()
         hist["train"].append(total / len(X))
         if Xv is not None and len(Xv):
@@ -128,7 +139,7 @@ def train_network(net: nn.Module, X: np.ndarray, Y: np.ndarray, *, epochs: int =
             with torch.no_grad():
                 mse = float(masked_mse(net(Xv), Yv, Mv))
             hist["val_mse"].append(mse)
-            if epoch >= warm and mse < best:
+            if (loss is not None or epoch >= warm) and mse < best:
                 best = mse
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         if progress is not None:

@@ -1,4 +1,20 @@
-"""Out-of-distribution score for spectra: PCA Mahalanobis distance plus reconstruction residual.
+"""Out-of-distribution scores for spectra and their calibrated combination.
+
+* :class:`PCAOutlierScore` - what the *spectrum* looks like: PCA Mahalanobis distance plus
+  reconstruction residual (below).
+* :class:`LatentKNN` - what the *network* makes of it: mean distance to the ``k`` nearest
+  training spectra in the ensemble's learned representation (the members' last hidden layers,
+  concatenated and projected on their leading principal components).
+* ensemble disagreement - the epistemic variance (variance of the member means, standardised
+  units) averaged over labels, computed by the inverse model (reported; not in the flag by
+  default: it has a heavy tail on held-out SiO2 structures).
+* :class:`CombinedOOD` - each score divided by its threshold, ``score = max`` of the ratios over
+  the scores that flag, ``flag = score > 1``. Thresholds are quantiles of each score on held-out
+  calibration spectra; scores with a fixed threshold keep it (PCA: its own 99th percentile), the
+  others share one quantile ``q``, chosen so that a fraction ``target_rate`` of the calibration
+  spectra is flagged in all.
+
+PCA score details:
 
 A spectrum ``x`` (on the model's grid) is projected on the ``k`` leading principal components of
 the training spectra. The score combines Hotelling's T^2 inside the PCA subspace and the squared
@@ -74,3 +90,124 @@ class PCAOutlierScore:
         obj.t2_scale_, obj.q_scale_ = float(st["t2_scale"]), float(st["q_scale"])
         obj.threshold_ = float(st["threshold"])
         return obj
+
+
+class LatentKNN:
+    """Distance to the training spectra in the networks' learned representation.
+
+    ``fit(latent)`` with ``latent`` ``(members, n, n_hidden)`` of the training spectra: the members'
+    vectors are concatenated, centred, projected on their ``n_components`` leading principal
+    components (float32 reference set); the score is the mean Euclidean distance to the ``k``
+    nearest reference spectra.
+    """
+
+    def __init__(self, k: int = 3, n_components: int = 64):
+        self.k, self.n_components = int(k), int(n_components)
+
+    @staticmethod
+    def _cat(latent) -> np.ndarray:
+        return np.concatenate(list(np.asarray(latent, float)), axis=1)
+
+    def fit(self, latent) -> "LatentKNN":
+        z = self._cat(latent)
+        self.mean_ = z.mean(axis=0)
+        _, _, vt = np.linalg.svd(z - self.mean_, full_matrices=False)
+        self.proj_ = vt[:min(self.n_components, len(vt))].T
+        self.ref_ = ((z - self.mean_) @ self.proj_).astype(np.float32)
+        return self
+
+    def score(self, latent, batch: int = 4096) -> np.ndarray:
+        """``(n,)`` mean distance to the ``k`` nearest training spectra (latent units)."""
+        z = (self._cat(latent) - self.mean_) @ self.proj_
+        ref = self.ref_.astype(float)
+        r2 = np.sum(ref**2, axis=1)
+        out = np.empty(len(z))
+        k = min(self.k, len(ref))
+        for a in range(0, len(z), batch):
+            zb = z[a:a + batch]
+            d2 = np.maximum(np.sum(zb**2, axis=1)[:, None] + r2[None, :] - 2 * zb @ ref.T, 0.0)
+            out[a:a + batch] = np.sqrt(np.partition(d2, k - 1, axis=1)[:, :k]).mean(axis=1)
+        return out
+
+    def state(self) -> dict:
+        return {"mean": self.mean_, "proj": self.proj_, "ref": self.ref_, "k": float(self.k)}
+
+    @classmethod
+    def from_state(cls, st: dict) -> "LatentKNN":
+        obj = cls(k=int(np.asarray(st["k"]).item()))
+        obj.mean_ = np.asarray(st["mean"], float)
+        obj.proj_ = np.ascontiguousarray(st["proj"], float)
+        obj.ref_ = np.asarray(st["ref"], np.float32)
+        obj.n_components = obj.proj_.shape[1]
+        return obj
+
+
+#: component scores, in this column order, of :meth:`InverseModel.predict_full`'s ``ood_components``
+OOD_SCORES = ("pca", "disagreement", "latent_knn")
+#: the components that set the flag by default
+OOD_FLAG_SCORES = ("pca", "latent_knn")
+
+
+def calibrate_thresholds(scores: np.ndarray, target_rate: float = 0.01,
+                         base_flag: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Per-column thresholds (same quantile ``q`` of each column of ``scores`` (n, k)) such that the
+    fraction of rows flagged (any column above its threshold, or ``base_flag``) is at most
+    ``target_rate``. Returns ``(thresholds (k,), q)``."""
+    scores = np.asarray(scores, float)
+    base = np.zeros(len(scores), bool) if base_flag is None else np.asarray(base_flag, bool)
+    lo, hi = 0.0, 1.0
+    for _ in range(50):  # bisection on q: the union rate falls as q rises
+        q = 0.5 * (lo + hi)
+        thr = np.quantile(scores, q, axis=0)
+        rate = np.mean(base | np.any(scores > thr, axis=1))
+        lo, hi = (q, hi) if rate > target_rate else (lo, q)
+    return np.quantile(scores, hi, axis=0), float(hi)
+
+
+class CombinedOOD:
+    """``score = max_k s_k / threshold_k`` over the flagging components; ``flag = score > 1``."""
+
+    def __init__(self, names, thresholds, flag_names, quantile: float, target_rate: float):
+        self.names, self.flag_names = list(names), list(flag_names)
+        self.thresholds_ = np.asarray(thresholds, float)
+        self.quantile, self.target_rate = float(quantile), float(target_rate)
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, names=OOD_SCORES, flag_names=OOD_FLAG_SCORES,
+            target_rate: float = 0.01, fixed: dict | None = None) -> "CombinedOOD":
+        """Thresholds from calibration ``scores`` (n, len(names)); ``fixed``: {name: threshold}."""
+        scores = np.asarray(scores, float)
+        fixed = fixed or {}
+        thr = np.full(len(names), np.nan)
+        for i, n in enumerate(names):
+            if n in fixed:
+                thr[i] = fixed[n]
+        base = np.zeros(len(scores), bool)
+        for i, n in enumerate(names):
+            if n in fixed and n in flag_names:
+                base |= scores[:, i] > thr[i]
+        free = [i for i, n in enumerate(names) if n not in fixed and n in flag_names]
+        t, q = calibrate_thresholds(scores[:, free], target_rate, base) if free else ([], 1.0)
+        thr[free] = t
+        for i, n in enumerate(names):  # reported only: the same quantile
+            if np.isnan(thr[i]):
+                thr[i] = np.quantile(scores[:, i], q)
+        return cls(names, np.maximum(thr, 1e-30), flag_names, q, target_rate)
+
+    def combine(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(score (n,), flag (n,), ratios (n, k))`` from component scores ``(n, k)``."""
+        ratios = np.asarray(scores, float) / self.thresholds_
+        ratios = np.where(np.isfinite(ratios), ratios, np.inf)
+        used = [i for i, n in enumerate(self.names) if n in self.flag_names]
+        s = ratios[:, used].max(axis=1)
+        return s, s > 1.0, ratios
+
+    def state(self) -> dict:
+        return {"thresholds": self.thresholds_, "quantile": self.quantile, "target_rate": self.target_rate,
+                "flag_mask": np.array([n in self.flag_names for n in self.names], float)}
+
+    @classmethod
+    def from_state(cls, st: dict) -> "CombinedOOD":
+        mask = np.asarray(st["flag_mask"], float) > 0.5
+        return cls(OOD_SCORES, st["thresholds"], [n for n, m in zip(OOD_SCORES, mask) if m],
+                   float(np.asarray(st["quantile"]).item()), float(np.asarray(st["target_rate"]).item()))

@@ -143,11 +143,26 @@ def random_sio2(n_sio2: int, density: float, seed: int, max_tries: int = 20000) 
     return Structure(lat, species, coords)
 
 
+def quartz_network(n_sio2: int, density: float) -> Structure:
+    """An alpha-quartz supercell of ``n_sio2`` SiO2 units (3 per cell: 24 -> 2x2x2), scaled
+    isotropically to ``density`` g/cm3: a fully 4:2-coordinated start for a melt-quench."""
+    from coreloss.structures.reference import alpha_quartz
+
+    for scale in ([2, 2, 2], [2, 2, 1], [3, 3, 2], [3, 3, 3], [4, 4, 3]):
+        if 3 * int(np.prod(scale)) == n_sio2:
+            s = alpha_quartz()
+            s.make_supercell(scale)
+            s.scale_lattice(s.volume * float(s.density) / density)
+            return s
+    raise ValueError(f"no alpha-quartz supercell with {n_sio2} SiO2 units")
+
+
 def melt_quench(n_sio2: int, density: float, seed: int, t_melt: float = 4000.0, melt_ps: float = 0.3,
                 quench_ps: float = 1.0, t_final: float = 300.0, anneal_ps: float = 0.1,
                 timestep: float = 1.5, relax_cell: bool = False, fmax: float = 0.05,
-                relax_steps: int = 400, prerelax_steps: int = 60) -> dict:
-    """Melt-quench an amorphous cell: random packing -> liquid at ``t_melt`` for ``melt_ps`` ->
+                relax_steps: int = 400, prerelax_steps: int = 60, start: str = "random") -> dict:
+    """Melt-quench an amorphous cell: start (``random`` packing, or a ``quartz`` network scaled to the
+    density, :func:`quartz_network`) -> liquid at ``t_melt`` for ``melt_ps`` ->
     linear quench to ``t_final`` over ``quench_ps`` -> ``anneal_ps`` at ``t_final`` -> FIRE relaxation
     (positions, and the cell at 0 GPa when ``relax_cell``). Quench rate = (t_melt - t_final)/quench_ps.
 
@@ -155,7 +170,8 @@ def melt_quench(n_sio2: int, density: float, seed: int, t_melt: float = 4000.0, 
     during the melt, > ~5 shows a liquid), quench_rate_k_per_s, md_steps, relax info, seconds.
     """
     t0 = time.perf_counter()
-    atoms = _atoms(random_sio2(n_sio2, density, seed))
+    first = quartz_network(n_sio2, density) if start == "quartz" else random_sio2(n_sio2, density, seed)
+    atoms = _atoms(first)
     # remove the worst contacts of the random start before MD
     start = relax_at_pressure(_structure(atoms), fmax=0.5, steps=prerelax_steps, relax_cell=False)
     atoms = _atoms(start["structure"])
