@@ -81,6 +81,27 @@ def glass_stats(records) -> dict:
     return out
 
 
+def task_costs(docs) -> dict:
+    """CHGNet wall seconds per kind, and seconds per MD step (per 100 atoms) of the MD tasks."""
+    out = collections.defaultdict(lambda: {"tasks": 0, "records": 0, "seconds": 0.0})
+    per_step = []
+    for d in docs:
+        k = out[d["kind"]]
+        k["tasks"] += 1
+        k["records"] += len(d.get("records", []))
+        k["seconds"] += d.get("seconds", 0.0)
+        p = d["params"]
+        if d["kind"] == "md" and d.get("records"):
+            steps = p["equil_steps"] + p["interval"] * (p["n_snapshots"] - 1)
+            natoms = len(d["records"][0]["structure"]["sites"])
+            per_step.append(d["seconds"] / steps / natoms * 100)
+    res = {k: {**v, "seconds": round(v["seconds"], 1)} for k, v in sorted(out.items())}
+    if per_step:
+        res["md_seconds_per_step_per_100_atoms"] = {"median": float(np.median(per_step)),
+                                                    "min": float(np.min(per_step)), "max": float(np.max(per_step))}
+    return res
+
+
 def _fractions(values) -> dict:
     c = collections.Counter(int(v) for v in values)
     n = sum(c.values())
@@ -169,6 +190,7 @@ def main() -> None:
         from coreloss.structures import diverse
         recs, _ = diverse.records_from_docs(diverse.read_cache(args.chgnet_cache))
         doc["amorphous_cells"] = glass_stats(recs)
+        doc["chgnet_tasks"] = task_costs(diverse.read_cache(args.chgnet_cache))
     figure(old_rows, new_rows, old, new, args.png)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(doc, indent=1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from coreloss.engines.castep import (castep_site_result, read_bond_populations, read_core_edge,
+from coreloss.readers.castep import (castep_site_result, read_bond_populations, read_core_edge,
                                      read_final_energy, read_ions, read_mulliken)
 from coreloss.errors import CorelossError
 

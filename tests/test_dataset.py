@@ -333,3 +333,15 @@ def test_split_tasks_follows_the_pick_order():
     whole = split_tasks([(recs["a"], None)], 4)  # all 6 sites of a structure, in order
     idx = [s.index for s in o_sites(quartz(1.0, 0.03, 0))]
     assert len(idx) == 6 and [only for _, only in whole] == [idx[:4], idx[4:]]
+
+
+def test_build_start_removes_leftover_consolidation_temp(tmp_path):
+    """A consolidation killed mid-write leaves .<out>.XXXXXXXX.tmp; the next build removes it."""
+    from coreloss.dataset_store import prepare_output
+    out = tmp_path / "d.h5"
+    left, other = tmp_path / ".d.h5.ab12cd_9.tmp", tmp_path / ".e.h5.ab12cd_9.tmp"
+    left.write_bytes(b"half")
+    other.write_bytes(b"another output's")
+    _, lock, _ = prepare_output(out, {"engine": "toy"})
+    lock.close()
+    assert not left.exists() and other.exists()

@@ -8,27 +8,22 @@ import pickle
 
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 pytest.importorskip("gpaw", reason="GPAW is not installed (pip install gpaw gpaw-data)")
 
 from coreloss.engines import get_engine  # noqa: E402
 from coreloss.engines import gpaw_setups  # noqa: E402
 from coreloss.errors import CorelossError  # noqa: E402
+from coreloss.structures import reference  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def setup_cache(tmp_path_factory):
-    """Generate the core-hole setups into a private cache, not the user's."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CORELOSS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+# core-hole setups and bases are generated into a private cache, not the user's
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def stishovite() -> Structure:
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.177, 2.665), ["Si", "O"],
-                                     [[0, 0, 0], [0.3062, 0.3062, 0]])
+    return reference.stishovite(a=4.177, c=2.665)
 
 
 def test_setup_generated_once_and_found():

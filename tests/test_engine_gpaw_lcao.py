@@ -20,13 +20,8 @@ from coreloss.errors import CorelossError  # noqa: E402
 FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def setup_cache(tmp_path_factory):
-    """Generate core-hole setups and bases into a private cache, not the user's."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CORELOSS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+# core-hole setups and bases are generated into a private cache, not the user's
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def cristobalite() -> Structure:
@@ -94,7 +89,7 @@ def test_engine_params_and_errors():
         eng.compute_sites(rutile_type(), [0])
     with pytest.raises(CorelossError, match="scheme"):
         get_engine("gpaw-lcao", scheme="zz")
-    assert eng.relative_cost(200, 3) > eng.relative_cost(100, 3) > eng.relative_cost(100, 1)
+    assert eng.cost(200, 3) > eng.cost(100, 3) > eng.cost(100, 1)
 
 
 def test_dataset_build_defaults_to_the_dft_engine():
@@ -105,3 +100,25 @@ def test_dataset_build_defaults_to_the_dft_engine():
 
     assert inspect.signature(build_dataset).parameters["engine"].default == "gpaw-lcao"
     assert inspect.signature(build).parameters["engine"].default.default == "gpaw-lcao"
+
+
+def test_gpaw_atoms_turns_negative_orthorhombic_axes():
+    """GPAW's log drawing fails on a diagonal cell with a negative element (seen on a generated
+    SiO2 phase); gpaw_atoms gives the same lattice and positions with +x, +y, +z axes."""
+    pytest.importorskip("gpaw")
+    from gpaw.io.plot_atoms import plot_atoms
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from coreloss.engines.gpaw import gpaw_atoms
+
+    s = Structure(Lattice([[-4.0, 0, 0], [0, -4.2, 0], [0, 0, 4.4]]), ["Si", "O", "O"],
+                  [[0, 0, 0], [0.3, 0.3, 0], [0.7, 0.7, 0]])
+    with pytest.raises(ValueError):
+        plot_atoms(AseAtomsAdaptor.get_atoms(s))
+    atoms = gpaw_atoms(s)
+    assert np.allclose(atoms.cell.array, np.diag([4.0, 4.2, 4.4]))
+    plot_atoms(atoms)  # no error
+    back = AseAtomsAdaptor.get_structure(atoms)
+    assert back.lattice.volume == pytest.approx(s.lattice.volume)
+    assert sorted(np.round(back.distance_matrix.ravel(), 6)) == sorted(np.round(s.distance_matrix.ravel(), 6))

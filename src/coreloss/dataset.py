@@ -11,7 +11,6 @@ the crash-safe part files of :mod:`coreloss.dataset_store`. Re-running the same 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
@@ -62,19 +61,10 @@ def parse_grid(text: str | None) -> EnergyGrid:
 
 
 def resolve_engine(spec: str, params: dict | None = None):
-    """An engine by registered name (``gpaw-lcao``, ``xtb``, ``gpaw``) or import path ``module:Class``."""
-    from coreloss.engines import Engine, get_engine
-
-    if ":" not in spec:
-        return get_engine(spec, **(params or {}))
-    mod, _, cls_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(mod), cls_name)
-    except (ImportError, AttributeError) as exc:
-        raise CorelossError(f"cannot import engine {spec!r}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Engine)):
-        raise CorelossError(f"{spec!r} is not a coreloss Engine subclass")
-    return cls(**(params or {}))
+    """An engine by registered name (``gpaw-lcao``, ``xtb``, ``gpaw``) or import path ``module:Class``
+    (:func:`coreloss.engines.get_engine`, the one registry)."""
+    from coreloss.engines import get_engine
+    return get_engine(spec, **(params or {}))
 
 
 def computed_atoms(structure, min_image_distance: float | None = None) -> int:
@@ -267,13 +257,11 @@ def _executor(workers: int, scheduler: str | None):
 
 def _task_cost(record: dict, n_sites: int, engine) -> float:
     """Relative cost of a task, for scheduling and the ETA: the engine's cost model
-    (:meth:`coreloss.engines.base.Engine.relative_cost`) on the atoms it computes."""
+    (:meth:`coreloss.engines.base.Engine.cost`) on the atoms it computes."""
     from pymatgen.core import Structure
     s = Structure.from_dict(record["structure"])
     n_atoms = computed_atoms(s, engine.params.get("min_image_distance"))
-    if hasattr(engine, "relative_cost"):
-        return float(engine.relative_cost(n_atoms, n_sites))
-    return (n_sites + 1) * (n_atoms / 100.0) ** 1.7  # an engine not derived from Engine
+    return float(engine.cost(n_atoms, n_sites))
 
 
 def split_tasks(todo, max_sites: int | None, rank: dict | None = None) -> list[tuple[dict, list | None]]:
@@ -384,6 +372,10 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     if budget is not None and budget < 1:
         raise CorelossError(f"--budget must be a positive number of O sites, got {budget}")
     eng = resolve_engine(engine, engine_params)
+    lacking = [k for k in ELECTRONIC_LABELS if k not in eng.implemented_labels]
+    if lacking:
+        raise CorelossError(f"engine {eng.name!r} does not compute {', '.join(lacking)}; a dataset needs "
+                            f"all of {', '.join(ELECTRONIC_LABELS)}")
     records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
                                 eng.params.get("min_image_distance"))
     params = _jsonable(eng.params)
@@ -409,7 +401,7 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                 "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)",
                 "conventions": SpectralConventions.from_engine(params, grid).to_dict()}
         rank = {k: i for i, k in enumerate(selection.picks)} if selection is not None else None
-        todo = split_tasks(todo, getattr(eng, "sites_per_task", None), rank)
+        todo = split_tasks(todo, eng.sites_per_task, rank)
         if selection is not None:
             prov["selection"] = {**selection.summary(), "budget": budget}
             report = BuildReport(out, structures_skipped=len(records) - len(selection.tasks))

@@ -4,7 +4,7 @@ A dataset lives in one HDF5 file (format ``coreloss-dataset/1``, layout in ``doc
 While a build runs, every finished structure is first written as one part file
 ``<out>.parts/NNNNNN.npz`` (temp file + ``os.replace``: it either exists completely or not at
 all), and the parts are periodically *consolidated*: the HDF5 file plus all parts are merged
-into ``<out>.tmp``, which atomically replaces ``<out>``; only then are the merged parts deleted.
+into a temp file (:func:`coreloss.fileio.atomic_write`) that atomically replaces ``<out>``; only then are the merged parts deleted.
 A ``kill -9`` at any moment therefore loses at most the structures still being computed and
 never duplicates a site: rows are keyed by ``(structure_id, site_index)``.
 """
@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from coreloss.errors import CorelossError
-from coreloss.fileio import _fsync_dir, atomic_write_bytes
+from coreloss.fileio import atomic_write, atomic_write_bytes, stale_temp_files
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.spectra import EnergyGrid
 
@@ -170,8 +170,11 @@ def read_table(path: Path) -> Table:
 def write_dataset(path: Path, table: Table, grid: EnergyGrid, provenance: dict) -> None:
     """Write ``table`` as a complete dataset file, atomically replacing ``path``."""
     rows = list(table.rows.values())
+    atomic_write(path, lambda tmp: _write_h5(tmp, rows, table, grid, provenance))
+
+
+def _write_h5(tmp: str, rows: list, table: Table, grid: EnergyGrid, provenance: dict) -> None:
     n, g = len(rows), grid.n
-    tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as fh:
         prov = dict(provenance, n_sites=n, n_failures=len(table.failures),
                     n_structures=len(table.structures), grid=grid.to_dict(),
@@ -210,10 +213,6 @@ def write_dataset(path: Path, table: Table, grid: EnergyGrid, provenance: dict) 
         fg.create_dataset("structure_id", data=[f["structure_id"] for f in fails], dtype=_STR)
         fg.create_dataset("site_index", data=np.array([f["site_index"] for f in fails], np.int64))
         fg.create_dataset("reason", data=[f["reason"] for f in fails], dtype=_STR)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def subset_dataset(src: str | Path, dst: str | Path, keep_ids=None, drop_sources=()) -> Table:
@@ -316,7 +315,7 @@ def prepare_output(out: Path, config: dict) -> tuple[Path, object, dict]:
     created = header.get("created") or now()
     if not (pdir / "run.json").exists():
         atomic_write_bytes(pdir / "run.json", json.dumps({**config, "created": created}).encode())
-    for stale in [*pdir.glob(".*.tmp"), out.with_name(out.name + ".tmp")]:
+    for stale in [*pdir.glob(".*.tmp"), *stale_temp_files(out), out.with_name(out.name + ".tmp")]:
         stale.unlink(missing_ok=True)
     return pdir, lock, created
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from coreloss.errors import CorelossError
 
@@ -20,19 +22,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``.
+def atomic_write(path, write: Callable[[str], object]) -> Path:
+    """Write ``path`` through ``write(tmp)`` (a callback that writes the file named ``tmp``, e.g.
+    ``h5py.File``, ``torch.save``, ``fig.savefig``), then fsync and ``os.replace``.
 
-    The file is either complete or absent (also after kill -9) and gets the usual mode
-    (0666 minus the umask; ``mkstemp`` alone would leave it 0600).
+    The temp file ``.<name>.XXXXXXXX.tmp`` sits in the same folder (:func:`stale_temp_files`). The file is either complete or absent
+    (also after kill -9) and gets the usual mode (0666 minus the umask; ``mkstemp`` alone would
+    leave it 0600). The one crash-safe writer of coreloss; :func:`atomic_write_bytes` is its
+    shorthand for bytes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        write(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         umask = os.umask(0o022)
         os.umask(umask)
@@ -43,6 +48,21 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def stale_temp_files(path) -> list[Path]:
+    """Temp files an :func:`atomic_write` of ``path`` left behind (killed mid-write); only call
+    this while no other process writes ``path``."""
+    path = Path(path)
+    pat = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.iterdir() if pat.fullmatch(p.name)]
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` crash-safely (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _blocking_ancestor(path: Path) -> tuple[Path | None, Path]:

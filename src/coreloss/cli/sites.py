@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -20,6 +18,7 @@ import numpy as np
 import typer
 
 from coreloss.errors import CorelossError
+from coreloss.fileio import atomic_write
 from coreloss.labels import GEOMETRIC_LABELS, LABEL_UNITS, label
 from coreloss.sites import SYMPREC, o_sites, site_table
 from coreloss.structures.io import pick_structure, read_structures
@@ -42,19 +41,11 @@ def _num(x: float) -> Optional[float]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename (no half-written outputs)."""
+    """Write through :func:`coreloss.fileio.atomic_write` (no half-written outputs)."""
     path = Path(path)
     if path.is_dir():
         raise CorelossError(f"{path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, write)
 
 
 def _show_structure(sid: str, structure, symprec: float, as_json: bool) -> None:

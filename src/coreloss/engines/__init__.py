@@ -1,7 +1,9 @@
 """Engines: structure + O site -> spectrum + electronic labels. See :mod:`coreloss.engines.base`.
 
-Adding an engine: write a module with an :class:`~coreloss.engines.base.Engine` subclass and add
-one line to ``_BUILTIN`` (or expose it through the ``coreloss.engines`` entry-point group).
+The one registry: :func:`get_engine` takes a built-in name (``_BUILTIN``), a name from the
+``coreloss.engines`` entry-point group, or an import path ``module:Class`` of an
+:class:`~coreloss.engines.base.Engine` subclass. Adding an engine: write a module with an
+``Engine`` subclass and add one line to ``_BUILTIN`` (or expose it through the entry-point group).
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ def available_engines() -> list[str]:
     return sorted(names)
 
 
-def get_engine(name: str, **params) -> Engine:
-    """Instantiate the engine called ``name`` with ``params``."""
+def engine_class(name: str) -> type[Engine]:
+    """The :class:`Engine` subclass registered as ``name`` (or at import path ``module:Class``)."""
     target = _BUILTIN.get(name)
-    if target is None:
+    if target is None and ":" not in name:
         eps = [ep for ep in entry_points(group="coreloss.engines") if ep.name == name]
         if not eps:
             raise CorelossError(f"unknown engine {name!r}; available: {', '.join(available_engines())}")
         cls = eps[0].load()
     else:
-        mod, cls_name = target.split(":")
+        mod, _, cls_name = (target or name).partition(":")
         try:
             cls = getattr(importlib.import_module(mod), cls_name)
         except ImportError as exc:
             raise CorelossError(f"engine {name!r} is not usable here: {exc}") from exc
-    return cls(**params)
+        except AttributeError as exc:
+            raise CorelossError(f"cannot import engine {name!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise CorelossError(f"{name!r} is not a coreloss Engine subclass")
+    return cls
 
 
-__all__ = ["Engine", "EngineError", "SiteResult", "get_engine", "available_engines"]
+def get_engine(name: str, **params) -> Engine:
+    """Instantiate the engine called ``name`` with ``params`` (see :func:`engine_class`); unknown
+    parameters or values of the wrong type raise one :class:`CorelossError`."""
+    cls = engine_class(name)
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise CorelossError(f"bad {name} engine parameter: {exc}") from exc
+
+
+__all__ = ["Engine", "EngineError", "SiteResult", "get_engine", "engine_class", "available_engines"]

@@ -28,14 +28,13 @@ import time
 from typing import Sequence
 
 import numpy as np
+from ase.units import Bohr, Hartree
 
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
-BOHR_PER_ANGSTROM = 1.0 / 0.52917721067
-HARTREE_EV = 27.211386245988
 
 
 def _import_gpaw():
@@ -50,6 +49,25 @@ def _import_gpaw():
 def _calc(**kw):
     GPAW = _import_gpaw()
     return GPAW(legacy_gpaw=True, **kw)
+
+
+def gpaw_atoms(structure):
+    """ASE ``Atoms`` of a pymatgen structure for GPAW: the same lattice and Cartesian positions,
+    with cell vectors of a diagonal (orthorhombic) cell turned to point along +x, +y, +z.
+
+    GPAW's text log draws orthorhombic cells from the cell's diagonal and fails ("negative
+    dimensions are not allowed") when a diagonal element is negative, which pymatgen's reduced
+    cells can have; flipping a lattice vector changes no physics.
+    """
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    cell = atoms.cell.array.copy()
+    if atoms.cell.orthorhombic and np.any(np.diag(cell) < 0):
+        cell[np.diag(cell) < 0] *= -1.0
+        atoms.set_cell(cell, scale_atoms=False)
+        atoms.wrap()
+    return atoms
 
 
 def total_energy(atoms) -> float:
@@ -155,10 +173,28 @@ def _full_hermitian(S):
     return S
 
 
+def gpaw_version() -> str:
+    """``"gpaw <version>"`` (provenance of the GPAW engines)."""
+    try:
+        import gpaw
+    except ImportError:
+        return "gpaw not installed"
+    return f"gpaw {gpaw.__version__}"
+
+
+def log_file(log_dir: str | None, tag: str) -> str | None:
+    """GPAW ``txt`` for one calculation: ``<log_dir>/<tag>.txt`` (folder created), None: silent."""
+    if not log_dir:
+        return None
+    from pathlib import Path
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return str(Path(log_dir) / f"{tag}.txt")
+
+
 def n_empty_bands(volume_A3: float, empty_ev: float) -> int:
     """Free-electron estimate (x1.3, +8) of the bands per spin up to ``empty_ev`` above the CBM."""
-    v = volume_A3 * BOHR_PER_ANGSTROM**3
-    k = math.sqrt(2.0 * empty_ev / HARTREE_EV)
+    v = volume_A3 / Bohr**3
+    k = math.sqrt(2.0 * empty_ev / Hartree)
     return int(math.ceil(1.3 * v * k**3 / (6 * math.pi**2))) + 8
 
 
@@ -195,11 +231,7 @@ class GPAWEngine(Engine):
 
     @property
     def version(self) -> str:
-        try:
-            import gpaw
-        except ImportError:
-            return "gpaw not installed"
-        return f"gpaw {gpaw.__version__}"
+        return gpaw_version()
 
     # -- calculator parameters -------------------------------------------------------------
     def _kpts(self):
@@ -211,13 +243,8 @@ class GPAWEngine(Engine):
     def _common(self, tag: str) -> dict:
         p = self.params
         mode = {"name": "pw", "ecut": p["ecut"]} if p["mode"] == "pw" else "fd"
-        txt = None
-        if p["log_dir"]:
-            from pathlib import Path
-            Path(p["log_dir"]).mkdir(parents=True, exist_ok=True)
-            txt = str(Path(p["log_dir"]) / f"{tag}.txt")
         return {"mode": mode, "xc": p["xc"], "kpts": self._kpts(), "maxiter": p["maxiter"],
-                "txt": txt}
+                "txt": log_file(p["log_dir"], tag)}
 
     # -- the engine ----------------------------------------------------------------------
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
@@ -227,19 +254,13 @@ class GPAWEngine(Engine):
         from coreloss.sites import first_shell
 
         _import_gpaw()
-        if not hasattr(structure, "lattice"):  # ASE Atoms
-            structure = AseAtomsAdaptor.get_structure(structure)
-        setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
-        sites = [int(i) for i in site_indices]
-        for i in sites:
-            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                raise CorelossError(f"site {i} is not an O atom of this "
-                                    f"{structure.composition.reduced_formula} structure")
+        structure, sites = self.check_sites(structure, site_indices)
         if not sites:
             return []
+        setup_dir = gpaw_setups.activate(("hch1s", "fch1s"), self.params["xc"])
         sc, _, scale = make_supercell(structure, sites[0], self.params["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        atoms = AseAtomsAdaptor.get_atoms(sc)
+        atoms = gpaw_atoms(sc)
         timings: dict[str, float] = {}
         try:
             t0 = time.perf_counter()

@@ -13,12 +13,11 @@ atomically. Nothing is downloaded.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 from coreloss.engines.gpaw_setups import activate, cache_dir, ensure_core_hole_setup
 from coreloss.errors import CorelossError
+from coreloss.fileio import atomic_write
 
 #: basis types GPAW ships in gpaw-data for the standard setups
 SHIPPED = ("dzp",)
@@ -62,17 +61,12 @@ def ensure_basis(symbol: str, basis: str = "tzdp", setup: str | None = None,
     _, bas = read_setup_and_generate_basis(
         str(src), lambda bm: bm.generate(info.zetacount, info.polcount, txt=None), name=None)
     bas = dataclasses.replace(bas, name=".".join([*([setup] if setup else []), basis]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            bas.write_to(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # atomic: concurrent workers never see half a file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: _write_basis(bas, tmp))  # workers never see half a file
+
+
+def _write_basis(bas, tmp: str) -> None:
+    with open(tmp, "w") as fh:
+        bas.write_to(fh)
 
 
 def ensure_bases(symbols, basis: str = "tzdp", core_holes=("hch1s", "fch1s"),

@@ -25,14 +25,14 @@ Bases other than the shipped ``dzp`` are generated on first use (:mod:`coreloss.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines.base import Engine, EngineError, SiteResult
-from coreloss.engines.gpaw import _calc, _import_gpaw, populations, total_energy
+from coreloss.engines.gpaw import (_calc, _import_gpaw, gpaw_atoms, gpaw_version, log_file, populations,
+                                   total_energy)
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
@@ -128,20 +128,12 @@ class GPAWLCAOEngine(Engine):
 
     @property
     def version(self) -> str:
-        try:
-            import gpaw
-        except ImportError:
-            return "gpaw not installed"
-        return f"gpaw {gpaw.__version__}"
+        return gpaw_version()
 
     def _kw(self, tag: str) -> dict:
         p = self.params
-        txt = None
-        if p["log_dir"]:
-            Path(p["log_dir"]).mkdir(parents=True, exist_ok=True)
-            txt = str(Path(p["log_dir"]) / f"{tag}.txt")
-        return {"mode": "lcao", "basis": p["basis"], "h": p["h"], "xc": p["xc"],
-                "kpts": (1, 1, 1), "maxiter": p["maxiter"], "nbands": "nao", "txt": txt}
+        return {"mode": "lcao", "basis": p["basis"], "h": p["h"], "xc": p["xc"], "kpts": (1, 1, 1),
+                "maxiter": p["maxiter"], "nbands": "nao", "txt": log_file(p["log_dir"], tag)}
 
     def _core_holes(self) -> tuple[str, ...]:
         return ("fch1s",) if self.params["scheme"] == "xch" else ("hch1s", "fch1s")
@@ -152,13 +144,7 @@ class GPAWLCAOEngine(Engine):
         from coreloss.engines import gpaw_basis, gpaw_setups
 
         _import_gpaw()
-        if not hasattr(structure, "lattice"):  # ASE Atoms
-            structure = AseAtomsAdaptor.get_structure(structure)
-        sites = [int(i) for i in site_indices]
-        for i in sites:
-            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                raise CorelossError(f"site {i} is not an O atom of this "
-                                    f"{structure.composition.reduced_formula} structure")
+        structure, sites = self.check_sites(structure, site_indices)
         if not sites:
             return []
         p = self.params
@@ -167,7 +153,7 @@ class GPAWLCAOEngine(Engine):
                                         self._core_holes(), p["xc"])
         sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        atoms = AseAtomsAdaptor.get_atoms(sc)
+        atoms = gpaw_atoms(sc)
         t0 = time.perf_counter()
         try:
             e_gs, charges, pops, valence = lcao_ground_state(atoms, **self._kw("ground_state"))

@@ -12,10 +12,10 @@ The cache is ``$CORELOSS_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/coreloss`` o
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from coreloss.errors import CorelossError
+from coreloss.fileio import atomic_write
 
 #: name -> (n, l, occupation of the core hole); GPAW's conventional names
 CORE_HOLES = {"hch1s": (1, 0, 0.5), "fch1s": (1, 0, 1.0), "xch1s": (1, 0, 1.0)}
@@ -50,19 +50,9 @@ def ensure_core_hole_setup(name: str = "hch1s", symbol: str = "O", xc: str = "PB
 
     if symbol not in parameters:
         raise CorelossError(f"GPAW has no default generator parameters for {symbol}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     gen = Generator(symbol, xc, scalarrel=True, corehole=CORE_HOLES[name], nofiles=True, txt=None)
     data = gen.run(write_xml=False, name=name, **dict(parameters[symbol]))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        data.write_xml(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # atomic: concurrent workers never see half a file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, data.write_xml)  # concurrent workers never see half a file
 
 
 def activate(names=("hch1s", "fch1s"), xc: str = "PBE") -> Path:

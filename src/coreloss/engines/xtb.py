@@ -38,6 +38,7 @@ import time
 from typing import Sequence
 
 import numpy as np
+from ase.units import Bohr, Hartree, kB
 
 from coreloss.engines._blas import blas_in_use
 from coreloss.engines._projection import (ao_maps, bond_overlap_population, loewdin_weights,
@@ -47,9 +48,10 @@ from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.errors import CorelossError
 from coreloss.spectra import broaden_sticks, onset_energy
 
-BOHR_PER_ANGSTROM = 1.0 / 0.529177210903
-EV_PER_HARTREE = 27.211386245988
-HARTREE_PER_KELVIN = 3.166808578545117e-6
+# atomic units of tblite's API from ase.units, as tblite's own ASE calculator uses them
+BOHR_PER_ANGSTROM = 1.0 / Bohr
+EV_PER_HARTREE = Hartree
+HARTREE_PER_KELVIN = kB / Hartree
 METHODS = ("GFN2-xTB", "GFN1-xTB")
 CHARGE_SPIN = ("Z+1 equivalent core (excited O -> F) in a neutral supercell: the extra F valence "
                "electron is the excited electron (XCH-like); unpaired-electron count = parity of "
@@ -64,17 +66,6 @@ def _tblite():
     except ImportError as exc:  # pragma: no cover - tblite is a hard dependency
         raise CorelossError(f"the xtb engine needs tblite: {exc}") from exc
     return Calculator
-
-
-def _to_pymatgen(structure):
-    from pymatgen.core import Structure
-    if isinstance(structure, Structure):
-        return structure
-    try:
-        from pymatgen.io.ase import AseAtomsAdaptor
-        return AseAtomsAdaptor.get_structure(structure)
-    except Exception as exc:
-        raise CorelossError(f"expected a pymatgen Structure or ASE Atoms, got {type(structure).__name__}") from exc
 
 
 def _first_shell(structure, index):
@@ -96,9 +87,7 @@ class XTBEngine(Engine):
     def __init__(self, method: str = "GFN2-xTB", min_image_distance: float = 8.0,
                  gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2,
                  electronic_temperature: float = 300.0, accuracy: float = 1.0,
-                 max_iterations: int = 250, energy_step: float = 0.05, **unknown):
-        if unknown:
-            raise CorelossError(f"unknown xtb engine parameter(s): {', '.join(sorted(unknown))}")
+                 max_iterations: int = 250, energy_step: float = 0.05):
         if method not in METHODS:
             raise CorelossError(f"unknown xTB method {method!r}; choose one of {', '.join(METHODS)}")
         try:
@@ -183,11 +172,7 @@ class XTBEngine(Engine):
     # -- public API ------------------------------------------------------------------------
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
         """Spectra and electronic labels of the O sites ``site_indices`` of ``structure``."""
-        structure = _to_pymatgen(structure)
-        site_indices = [int(i) for i in site_indices]
-        for i in site_indices:
-            if not 0 <= i < len(structure) or structure[i].specie.symbol != "O":
-                raise CorelossError(f"site {i} is not an O atom of this {structure.composition.reduced_formula} structure")
+        structure, site_indices = self.check_sites(structure, site_indices)
         if not site_indices:
             return []
         supercell, _, scale = make_supercell(structure, site_indices[0], self.params["min_image_distance"])

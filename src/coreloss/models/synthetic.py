@@ -48,11 +48,11 @@ def synthetic_spectra(u: np.ndarray, grid: EnergyGrid = DEFAULT_GRID) -> np.ndar
 
 
 def stishovite():
-    """Stishovite (rutile-type SiO2, P4_2/mnm, a=4.178, c=2.666 Å): 6 atoms, one O site."""
-    from pymatgen.core import Lattice, Structure
+    """The stishovite cell of the synthetic datasets (a=4.178, c=2.666 Å, x(O)=0.3067): 6 atoms,
+    one O site (:func:`coreloss.structures.reference.stishovite`)."""
+    from coreloss.structures.reference import stishovite as reference_stishovite
 
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.178, 2.666), ["Si", "O"],
-                                     [[0, 0, 0], [0.3067, 0.3067, 0]])
+    return reference_stishovite(a=4.178, c=2.666, x=0.3067)
 
 
 def synthetic_structure_dataset(path, n_structures: int = 8, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID):

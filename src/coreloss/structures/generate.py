@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from coreloss.fileio import atomic_write_bytes
 from coreloss.structures.checks import canonical_cell
 from coreloss.structures.record import StructureRecord
 from coreloss.structures.sources import CITE_AFLOW, _aflow_structure, _slug, aflow_prototypes
@@ -124,11 +125,9 @@ def _cache_get(cache_dir: Path | None, rid: str, fmax: float, steps: int):
 def _cache_put(cache_dir: Path | None, rid: str, fmax: float, steps: int, res, err) -> None:
     if cache_dir is None:
         return
-    cache_dir.mkdir(parents=True, exist_ok=True)
     res = None if res is None else {**res, "structure": res["structure"].as_dict()}
-    tmp = cache_dir / f"{rid}.json.tmp"
-    tmp.write_text(json.dumps({"fmax": fmax, "steps_max": steps, "result": res, "error": err}))
-    os.replace(tmp, cache_dir / f"{rid}.json")
+    doc = {"fmax": fmax, "steps_max": steps, "result": res, "error": err}
+    atomic_write_bytes(cache_dir / f"{rid}.json", json.dumps(doc).encode())
 
 
 def generate_sio2(max_atoms: int = 36, workers: int = 2, fmax: float = 0.05, steps: int = 500,

@@ -13,10 +13,11 @@ def alpha_quartz() -> Structure:
         [0.5303, 0.5303, 1 / 3], [0.5865, 0.8534, 0.21423333], [0.8534, 0.5865, 0.45243333]])
 
 
-def stishovite() -> Structure:
-    """Stishovite (rutile type, P4_2/mnm), 6 atoms: a = 4.1801 Å, c = 2.6678 Å, x(O) = 0.3062."""
-    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.1801, 2.6678), ["Si", "O"],
-                                     [[0, 0, 0], [0.3062, 0.3062, 0]])
+def stishovite(a: float = 4.1801, c: float = 2.6678, x: float = 0.3062) -> Structure:
+    """Stishovite (rutile type, P4_2/mnm), 6 atoms: a, c (Å), O at (x, x, 0); defaults from the
+    literature cell (a = 4.1801 Å, c = 2.6678 Å, x(O) = 0.3062)."""
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(a, c), ["Si", "O"],
+                                     [[0, 0, 0], [x, x, 0]])
 
 
 def coesite() -> Structure:
