@@ -180,12 +180,13 @@ def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: boo
     from coreloss.models import default_inverse_model_path
     from coreloss.models.inverse import InverseModel
 
+    from coreloss.fileio import check_input_file, check_output_dir
+
     console = Console(stderr=True)
     files = [out / "transfer.json", out / "transfer.csv"]
-    if out.exists() and not out.is_dir():
-        from coreloss.errors import CorelossError
-        raise CorelossError(f"--out {out} is a file; give a folder")
+    check_output_dir(out)
     _refuse_existing(files, overwrite)
+    check_input_file(data, "DATA")
     mpath = model_path or default_inverse_model_path()
     model = InverseModel.load(mpath)
     ds = load_dataset(data)
