@@ -49,34 +49,23 @@ def si_cn(records, cutoff: float = 2.05) -> list[int]:
 def glass_stats(records) -> dict:
     """All-bond statistics of amorphous cells, one entry per cell (kept or not by the checks)."""
     from coreloss.structures.checks import check_sio2
+    from coreloss.structures.glass import network_stats
 
     out = {}
     for r in records:
         if r.source != "chgnet-amorphous":
             continue
         reasons = check_sio2(r.structure)
-        bonds, angles, o_cn = [], [], []
-        s = r.structure
-        sym = np.array([sp.symbol for sp in s.species])
-        for i in np.flatnonzero(sym == "O"):
-            nb = [n for n in s.get_neighbors(s[i], 2.05) if n.specie.symbol == "Si"]
-            o_cn.append(len(nb))
-            bonds += [n.nn_distance for n in nb]
-            vecs = [n.coords - s[i].coords for n in nb]
-            for a in range(len(vecs)):
-                for b in range(a + 1, len(vecs)):
-                    cos = np.dot(vecs[a], vecs[b]) / np.linalg.norm(vecs[a]) / np.linalg.norm(vecs[b])
-                    angles.append(float(np.degrees(np.arccos(np.clip(cos, -1, 1)))))
-        hist, edges = np.histogram(angles, bins=np.arange(90, 182, 5))
+        st = network_stats(r.structure)
         out[r.id] = {"passes_checks": not reasons, "check": "; ".join(reasons),
                     "start": r.meta.get("start", "random"), "target_density": r.meta.get("target_density"),
                     "energy_above_quartz_ev_atom": r.meta.get("e_above_quartz"),
                     "residual_pressure_gpa": r.meta.get("pressure_gpa"), "msd_melt_a2": r.meta.get("msd_melt_a2"),
-                    "density_g_cm3": round(float(r.structure.density), 3),
-                    "si_o_mean": float(np.mean(bonds)), "si_o_median": float(np.median(bonds)),
-                    "si_o_angle_median": float(np.median(angles)),
-                    "si_o_angle_mode_5deg_bin": float(edges[np.argmax(hist)] + 2.5),
-                    "si_cn_fraction": _fractions(si_cn([r])), "o_cn_fraction": _fractions(o_cn),
+                    "density_g_cm3": round(st["density_g_cm3"], 3),
+                    "si_o_mean": st["si_o_mean"], "si_o_median": st["si_o_median"],
+                    "si_o_angle_median": st["angle_median"], "si_o_angle_mean": st["angle_mean"],
+                    "si_o_angle_mode_5deg_bin": st["angle_mode"],
+                    "si_cn_fraction": _fractions_of(st["si_cn"]), "o_cn_fraction": _fractions_of(st["o_cn"]),
                     "quench_rate_k_per_s": r.meta.get("quench_rate_k_per_s")}
     return out
 
@@ -100,6 +89,11 @@ def task_costs(docs) -> dict:
         res["md_seconds_per_step_per_100_atoms"] = {"median": float(np.median(per_step)),
                                                     "min": float(np.min(per_step)), "max": float(np.max(per_step))}
     return res
+
+
+def _fractions_of(counts: dict) -> dict:
+    n = sum(counts.values())
+    return {str(k): round(v / n, 4) for k, v in sorted(counts.items())}
 
 
 def _fractions(values) -> dict:

@@ -80,6 +80,7 @@ def test_tiny_chgnet_run_resumes_with_provenance(tmp_path, monkeypatch):
     amo = by["amo-tiny"]
     assert amo.meta["group"] == "amo-tiny" and amo.source == "chgnet-amorphous"
     assert amo.structure.density == pytest.approx(2.2, rel=1e-3)
+    assert [t for t, _ in amo.meta["msd_melt_curve"]] == [0.003]  # one point: the melt is 2 steps
 
     def boom(*a, **k):
         raise AssertionError("a cached task ran again")

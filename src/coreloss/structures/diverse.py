@@ -52,6 +52,10 @@ MD_MAX_ATOMS = 150
 AMORPHOUS = ((2.2, 0.5, 0, "quartz"), (3.6, 0.5, 0, "random"), (2.2, 2.0, 0, "random"),
              (3.0, 0.5, 0, "random"), (3.6, 0.5, 0, "quartz"), (3.6, 0.5, 1, "random"),
              (2.2, 0.5, 0, "random"), (2.2, 2.0, 0, "quartz"))
+# Ambient glass, slow protocol (density, quench ps, seed): random start, 2 ps liquid at 4500 K (melt
+# checked by the MSD curve), linear quench to 300 K, 0.2 ps anneal, 2 fs steps; run before the above.
+AMBIENT_GLASS = ((2.2, 6.0, 0), (2.2, 6.0, 1), (2.2, 3.0, 2))
+SLOW_PROTOCOL = {"t_melt_k": 4500.0, "melt_ps": 2.0, "anneal_ps": 0.2, "timestep_fs": 2.0, "relax_steps": 400}
 N_SIO2_AMORPHOUS = 24                                   # 72 atoms
 FMAX, RELAX_STEPS = 0.05, 600
 MELT_MSD_MIN = 1.0                                      # A^2: a crystal start below this did not melt
@@ -77,7 +81,7 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
     """The ordered task list for the available ``parents`` (id -> structure) and zeolite records.
 
     Order (value per CPU second first): dense relaxations, high pressure, MD at 300 K, the first
-    ambient and densified glasses, MD at 1200 K, the 12 smallest zeolites, MD at 600 K, the other
+    ambient and densified glasses, the slow-quench ambient glasses, MD at 1200 K, the 12 smallest zeolites, MD at 600 K, the other
     amorphous cells, keatite and the other zeolites (smallest cell first).
     """
     tasks: list[tuple[int, Task]] = []
@@ -110,6 +114,13 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
         # the same cell relaxed at 0 GPa with its cell free: CHGNet's own glass density
         tasks.append((prio + 0.01, Task(f"{tid}-cell", "amorphous", tid,
                                         {"relax_of": tid, "fmax": FMAX, "steps": 300})))
+    for k, (rho, q, seed) in enumerate(AMBIENT_GLASS):
+        tid = f"amo-{_fmt(rho)}gcc-q{_fmt(q)}ps-s{seed}"
+        params = {"density": rho, "quench_ps": q, "seed": seed, "n_sio2": N_SIO2_AMORPHOUS, **SLOW_PROTOCOL,
+                  "relax_cell": False}
+        tasks.append((2.6 + 0.02 * k, Task(tid, "amorphous", None, params)))
+        tasks.append((2.61 + 0.02 * k, Task(f"{tid}-cell", "amorphous", tid, {"relax_of": tid, "fmax": FMAX,
+                                                                            "steps": 300})))
     for k, rec in enumerate(sorted(zeolites, key=lambda r: (len(r.structure), r.id))):
         parents.setdefault(rec.id, rec.structure)
         tasks.append((3.2 if k < N_EARLY_ZEOLITES else 7, Task(f"relax-{rec.id}", "zeolite", rec.id,
@@ -205,7 +216,8 @@ def _run_task(task: Task, parents: dict, cache_dir: Path | None) -> list[dict]:
         return [{"id": task.id, "structure": res["structure"].as_dict(), "meta": {
             "temperature_k": 300.0, "pressure_gpa": round(res["pressure_gpa"], 3), "seed": p["seed"],
             "target_density": p["density"], "start": p.get("start", "random"), "quench_rate_k_per_s": float(f"{res['quench_rate_k_per_s']:.3g}"),
-            "msd_melt_a2": round(res["msd_melt"], 2), "md_steps": res["md_steps"],
+            "msd_melt_a2": round(res["msd_melt"], 2),
+            "msd_melt_curve": [[t, round(m, 2)] for t, m in res["msd_curve"]], "md_steps": res["md_steps"],
             "relax_steps": res["steps"], "converged": res["converged"],
             "energy_per_atom": round(res["energy_per_atom"], 5), "seconds": round(res["seconds"], 1)}}]
     raise ValueError(f"unknown task kind {task.kind!r}")

@@ -71,3 +71,34 @@ def load_structures(path: str | Path) -> list[StructureRecord]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CorelossError(f"{path} is not a coreloss structure set (format {FORMAT!r} expected)")
     return [StructureRecord.from_dict(d) for d in doc["structures"]]
+
+
+def extend_structure_set(path: str | Path, new: list[StructureRecord]) -> list[str]:
+    """Append ``new`` records to the structure set at ``path`` as a superset; returns the ids added.
+
+    Every existing record is kept verbatim (its JSON dict untouched, so a dataset built from the file
+    keeps the structure of every computed id); a new record whose id exists is skipped when identical
+    and refused (CorelossError, nothing written) when its content differs.
+    """
+    path = Path(path)
+    load_structures(path)  # validates the format
+    raw = path.read_bytes()
+    doc = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    have = {d["id"]: d for d in doc["structures"]}
+    added = []
+    for rec in new:
+        d = json.loads(json.dumps(rec.to_dict()))
+        if rec.id in have:
+            if have[rec.id] != d:
+                raise CorelossError(f"{rec.id} is already in {path} with another content: a superset must "
+                                    "keep every existing record")
+            continue
+        doc["structures"].append(d)
+        have[rec.id] = d
+        added.append(rec.id)
+    if added:
+        doc["n_structures"] = len(doc["structures"])
+        doc["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        data = json.dumps(doc).encode()
+        atomic_write_bytes(path, gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    return added
