@@ -238,6 +238,7 @@ class InverseModel(BaseEstimator):
             "label_names": self.label_names, "label_units": self.label_units,
             "n_train": int(len(tr)), "n_val": int(len(va)),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
+            "training_groups": None if groups is None else sorted(map(str, np.unique(groups))),
             "calibration": {"method": "per-label std factor fitted on validation structures "
                             "(sqrt of mean squared z-score)" if len(va) and self.recalibrate else "none",
                             "factors": self.calibration_.tolist()},
