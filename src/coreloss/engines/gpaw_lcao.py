@@ -107,7 +107,8 @@ class GPAWLCAOEngine(Engine):
     """LCAO PBE core-hole engine (see module docstring).
 
     basis: LCAO basis type (``tzdp`` default; ``dzp`` ships with gpaw-data); h: real-space grid
-    spacing (Å; 0.30 gives the fidelity of 0.25 at ~19 % less CPU, bench_lcao_speedups.py); scheme: ``xch`` or ``hch+xch``; xch_spinpol: spin-polarised XCH (2x cost; see module doc);
+    spacing (Å; 0.30 would give the spectra of 0.25 at ~19 % less CPU but moves the Delta-KS energy
+    site-dependently: alpha-quartz -> stishovite shift -0.02 eV instead of +0.29, bench_lcao_speedups.py); scheme: ``xch`` or ``hch+xch``; xch_spinpol: spin-polarised XCH (2x cost; see module doc);
     scf_density: SCF stops when the density changes by less than this (electrons per valence
     electron; against GPAW's default 1e-4 on alpha-quartz: Delta-KS 2e-4 eV, spectrum cosine
     0.9999999, ~15 % less time; benchmarks/bench_lcao_speedups.py); empty_cut_ev: sticks kept up to this many eV above the first transition; min_image_distance:
@@ -120,7 +121,7 @@ class GPAWLCAOEngine(Engine):
     #: (benchmarks/bench_lcao_cost.py: exponent 1.9 per site, 2.2 ground state)
     cost_exponent = 1.9
 
-    def __init__(self, basis: str = "tzdp", h: float = 0.30, xc: str = "PBE", scheme: str = "hch+xch",
+    def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
                  xch_spinpol: bool = False, empty_cut_ev: float = 28.0,
                  min_image_distance: float = 8.0, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, maxiter: int = 300,
