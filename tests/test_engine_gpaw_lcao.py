@@ -62,7 +62,8 @@ def test_tiny_lcao_sites(two_sites):
         assert p["empty_reach_eV"] == pytest.approx(min(eng.params["empty_cut_ev"],
                                                         p["highest_state_eV"] - e_x))
         assert p["spectrum_max_eV"] + 5.0 - eng.params["de"] <= r.energy[-1] + 1e-9
-        assert {"ground_state_s", "xch_s"} <= set(p["timings_s"])
+        assert {"ground_state_s", "xch_s"} <= set(p["timings_s"]) == set(p["cpu_timings_s"])
+        assert all(v > 0 for v in p["cpu_timings_s"].values())
         assert np.trapezoid(r.aligned(), dx=0.1) == pytest.approx(1.0, rel=1e-6)
     # two O environments (twofold linear vs threefold) give different spectra and energies
     cos = float(np.dot(a.aligned(), b.aligned())
