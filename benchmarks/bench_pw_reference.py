@@ -239,9 +239,50 @@ def assemble(args, paths: ReferencePaths) -> None:
           f"({', '.join(f'{s}#{i}' for s, i in table.rows)}), {len(table.failures)} failures")
 
 
+def estimate(args, paths: ReferencePaths) -> None:
+    """Cost of the unfinished structures from the finished ones: hch SCF seconds ~ c V n_bands^2
+    (plane waves ~ volume V, dense band algebra ~ n_bands^2), LCAO seconds ~ c' N_atoms^3; c, c'
+    from each finished site (``--only``: from those structures), reported as min / median / max."""
+    import numpy as np
+    from pymatgen.core import Structure
+
+    from coreloss.dataset_store import list_parts, read_part
+    from coreloss.engines._supercell import make_supercell
+    from coreloss.engines.gpaw import n_empty_bands
+    from coreloss.structures import load_structures
+
+    c_hch, c_lcao, done = [], [], set()
+    for p in list_parts(paths.parts):
+        part = read_part(p)
+        done.add(part["structure_id"])
+        if args.only and part["structure_id"] not in args.only:
+            continue
+        cell = Structure.from_dict(part["record"]["structure"])
+        for r in part["sites"]:
+            e = r["info"]["engine"]
+            vol = cell.volume * e["supercell_atoms"] / len(cell)  # supercell volume, A^3
+            c_hch.append(e["timings_s"]["hch_s"] / (vol * e["nbands"] ** 2))
+            c_lcao.append(e["timings_s"]["lcao_s"] / e["supercell_atoms"] ** 3)
+            print(f"{part['structure_id']}#{r['site_index']}: {e['supercell_atoms']} atoms, "
+                  f"V {vol:.0f} A^3, {e['nbands']} bands, hch {e['timings_s']['hch_s']:.0f} s, "
+                  f"lcao {e['timings_s']['lcao_s']:.0f} s (wall)")
+    q = {"hch": np.percentile(c_hch, [0, 50, 100]), "lcao": np.percentile(c_lcao, [0, 50, 100])}
+    for r in load_structures(paths.structures):
+        if r.id in done:
+            continue
+        sites = sites_for(r.id, r.structure)
+        sc, _, _ = make_supercell(r.structure, sites[0], PW_PARAMS["min_image_distance"])
+        n_occ = int(np.ceil(sum({"Si": 4, "O": 6}[str(x.specie)] for x in sc) / 2))
+        nb = n_occ + n_empty_bands(sc.volume, PW_PARAMS["empty_ev"])
+        t = q["lcao"] * len(sc) ** 3 + len(sites) * q["hch"] * sc.volume * nb ** 2
+        print(f"estimate {r.id} sites {sites}: {len(sc)} atoms, V {sc.volume:.0f} A^3, {nb} bands: "
+              f"wall {t[0]:.0f} / {t[1]:.0f} / {t[2]:.0f} s (min / median / max coefficient)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["structures", "seed", "run", "dks", "assemble"])
+    ap.add_argument("what", choices=["structures", "seed", "run", "dks", "assemble",
+                                           "estimate"])
     ap.add_argument("--only", nargs="*", help="structure ids to run (default: all of SITES)")
     ap.add_argument("--amcsd", action="store_true",
                     help="AMCSD minerals of ../shared, everything in git-ignored work_data/")
@@ -256,6 +297,8 @@ def main(argv=None):
         run(args, paths)
     elif args.what == "dks":
         dks(args, paths)
+    elif args.what == "estimate":
+        estimate(args, paths)
     else:
         assemble(args, paths)
 
