@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from coreloss.dataset import load_dataset  # noqa: E402
-from coreloss.evaluate import regression_metrics, test_mask  # noqa: E402
+from coreloss.evaluate import regression_metrics, split_groups, test_mask  # noqa: E402
 from coreloss.labels import LABEL_NAMES  # noqa: E402
 from coreloss.models.augment import DEGRADATIONS, degrade  # noqa: E402
 from coreloss.models.inverse import DEFAULT_AUGMENT, InverseModel  # noqa: E402
@@ -66,7 +66,7 @@ def main():
                     help="add the runs to the existing results file instead of a *_partial.json")
     args = ap.parse_args()
     ds = load_dataset(args.data)
-    X, y, groups, grid = ds.X, ds.y, ds.structure_ids, ds.grid
+    X, y, groups, grid = ds.X, ds.y, split_groups(ds), ds.grid
     fwhm = float(ds.provenance.get("parameters", {}).get("gaussian_fwhm", 1.0))
     te = test_mask(groups, 0.15, seed=0)
     tests = {"clean": X[te]}

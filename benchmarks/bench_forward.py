@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from coreloss.evaluate import spectrum_metrics, test_mask  # noqa: E402
+from coreloss.evaluate import spectrum_metrics, split_groups, test_mask  # noqa: E402
 from coreloss.models.forward import ForwardModel, cross_validate_params  # noqa: E402
 
 CANDIDATES = [{"hidden": (256, 256), "dropout": 0.05, "weight_decay": 1e-5},
@@ -101,7 +101,8 @@ def main():
 
     from coreloss.dataset import load_dataset
     ds = load_dataset(args.data)
-    te = test_mask(ds.structure_ids, 0.15, seed=0)
+    groups = split_groups(ds)  # snapshots, relaxations and pressures of one parent stay together
+    te = test_mask(groups, 0.15, seed=0)
     print(f"dataset: {len(ds)} sites, {len(ds.structures)} structures ({ds.provenance.get('engine')}); "
           f"test: {te.sum()} sites of {len(np.unique(ds.structure_ids[te]))} structures\n")
     chosen, selection = {}, None
@@ -112,7 +113,8 @@ def main():
         cands = [{**c, "epochs": args.epochs, "seed": 0} for c in CANDIDATES]
         selection = cross_validate_params(
             ds.structures, ds.X[~te], ds.structure_ids[~te], ds.site_index[~te], cands, n_splits=args.cv_folds,
-            grid=ds.grid, progress=lambda c, k, cos: print(f"  cv {c} fold {k}: cosine {cos:.4f}", flush=True))
+            grid=ds.grid, progress=lambda c, k, cos: print(f"  cv {c} fold {k}: cosine {cos:.4f}", flush=True),
+            groups=groups[~te])
         best = max(selection, key=lambda r: r["cosine_mean"])
         chosen = best["params"]
         print(f"### Parameter selection: group {args.cv_folds}-fold CV on training structures "

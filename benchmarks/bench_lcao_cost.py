@@ -9,6 +9,12 @@ sites) and the per-site core-hole SCF, wall seconds, the load average of the (sh
 Adds the default-engine timings of ``bench_lcao_fidelity.py`` runs, fits the builder's cost model ``(g + n_sites * s) * (N / 100) ** p`` to the measured ground-state
 and site times and writes everything to ``benchmarks/results/lcao_cost.json`` (resumable: done
 structures are kept).
+
+    .venv/bin/python benchmarks/bench_lcao_cost.py --dataset datasets/sio2_gpaw_lcao.h5
+
+instead reads the per-site timings a dataset build recorded (``timings_s``, and ``cpu_timings_s``
+where present: CPU seconds of the worker, the cost on a shared machine), prints them by supercell
+size and fits the same power laws; writes ``benchmarks/results/lcao_cost_dataset.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,39 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "lcao_cost.json"
 
 
+def from_dataset(path: Path) -> dict:
+    """Per-site timings of a gpaw-lcao dataset build, by supercell size, and power-law fits."""
+    from coreloss.dataset_store import load_dataset
+
+    ds = load_dataset(path)
+    rows = []
+    for sid, info in zip(ds.structure_ids, ds.site_provenance):
+        e = info.get("engine", {})
+        for kind in ("timings_s", "cpu_timings_s"):
+            t = e.get(kind)
+            if t:
+                rows.append({"id": str(sid), "kind": kind, "atoms": int(e["supercell_atoms"]),
+                             "ground_state_s": t["ground_state_s"],
+                             "site_s": sum(v for k, v in t.items() if k != "ground_state_s"),
+                             "xch_s": t.get("xch_s"), "hch_s": t.get("hch_s")})
+    out = {"dataset": str(path), "engine": ds.provenance.get("engine"),
+           "parameters": ds.provenance.get("parameters"), "n_sites": len(ds), "by_size": {}, "fit": {}}
+    for kind in ("timings_s", "cpu_timings_s"):
+        sel = [r for r in rows if r["kind"] == kind]
+        sizes = sorted({r["atoms"] for r in sel})
+        out["by_size"][kind] = {n: {"sites": sum(r["atoms"] == n for r in sel),
+                                    **{k: float(np.median([r[k] for r in sel if r["atoms"] == n and r[k] is not None]))
+                                       for k in ("ground_state_s", "site_s", "xch_s", "hch_s")}}
+                                for n in sizes}
+        if len(sizes) >= 2:
+            n = np.array([r["atoms"] for r in sel], float)
+            out["fit"][kind] = {}
+            for what in ("ground_state_s", "site_s"):
+                pw, loga = np.polyfit(np.log(n / 100.0), np.log([r[what] for r in sel]), 1)
+                out["fit"][kind][what] = {"exponent": float(pw), "seconds_at_100_atoms": float(np.exp(loga))}
+    return out
+
+
 def main(argv=None):
     from coreloss.engines import get_engine
     from coreloss.sites import o_sites
@@ -37,7 +76,19 @@ def main(argv=None):
     ap.add_argument("--ids", nargs="*", default=["pyxtal-lt_quartz", "zeo-EEI", "zeo-AWO"],
                     help="structures to run (none: only collect the fidelity runs and fit)")
     ap.add_argument("-p", "--param", nargs="*", default=[], help="engine key=value")
+    ap.add_argument("--dataset", type=Path, help="fit the timings recorded by a dataset build instead")
     args = ap.parse_args(argv)
+    if args.dataset:
+        res = from_dataset(args.dataset)
+        res["command"] = "benchmarks/bench_lcao_cost.py --dataset " + str(args.dataset)
+        (OUT.parent / "lcao_cost_dataset.json").write_text(json.dumps(res, indent=1))
+        for kind, table in res["by_size"].items():
+            print(f"{kind}: supercell atoms | sites | ground state | site (xch + hch) | xch | hch")
+            for n, v in table.items():
+                print(f"  {n} | {v['sites']} | {v['ground_state_s']:.0f} | {v['site_s']:.0f} | "
+                      f"{v['xch_s']:.0f} | {v['hch_s']:.0f}")
+        print(json.dumps(res["fit"], indent=1))
+        return
     from coreloss.dataset import parse_engine_params
     params = parse_engine_params(args.param)
     recs = {r.id: r for r in load_structures(default_set_path())}

@@ -105,7 +105,8 @@ def engine_site(engine: str, params: dict, record: dict, site: int) -> dict:
 
     from coreloss.engines import get_engine
 
-    key = json.dumps([engine, params, record["id"], site], sort_keys=True)
+    resolved = {k: v for k, v in get_engine(engine, **params).params.items() if k != "log_dir"}
+    key = json.dumps([engine, resolved, record["id"], site], sort_keys=True)  # defaults change
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     if key in cache:
         return cache[key]

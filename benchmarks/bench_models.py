@@ -44,7 +44,8 @@ def load(args):
         return X, y, g, DEFAULT_GRID, {"engine": "synthetic", "n_structures": args.synthetic}
     from coreloss.dataset import load_dataset
     ds = load_dataset(args.data)
-    return ds.X, ds.y, ds.structure_ids, ds.grid, ds.provenance
+    from coreloss.evaluate import split_groups
+    return ds.X, ds.y, split_groups(ds), ds.grid, ds.provenance  # groups: snapshots of a parent together
 
 
 def noisy(X, snr, grid, seed=123):

@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from coreloss.dataset import load_dataset  # noqa: E402
-from coreloss.evaluate import test_mask  # noqa: E402
+from coreloss.evaluate import split_groups, test_mask  # noqa: E402
 from coreloss.models.augment import DEGRADATIONS, degrade  # noqa: E402
 from coreloss.models.inverse import InverseModel  # noqa: E402
 from coreloss.spectra import add_noise, align_to_grid, normalise_area, onset_energy  # noqa: E402
@@ -124,7 +124,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ood.json"))
     args = ap.parse_args()
     ds = load_dataset(args.data)
-    te = test_mask(ds.structure_ids, 0.15, seed=0)
+    te = test_mask(split_groups(ds), 0.15, seed=0)
     fwhm = float(ds.provenance.get("parameters", {}).get("gaussian_fwhm", 1.0))
     res = {"dataset": args.data, "n_test": int(te.sum()), "models": {}}
     for path in args.model:

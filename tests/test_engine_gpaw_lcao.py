@@ -62,7 +62,8 @@ def test_tiny_lcao_sites(two_sites):
         assert p["empty_reach_eV"] == pytest.approx(min(eng.params["empty_cut_ev"],
                                                         p["highest_state_eV"] - e_x))
         assert p["spectrum_max_eV"] + 5.0 - eng.params["de"] <= r.energy[-1] + 1e-9
-        assert {"ground_state_s", "xch_s"} <= set(p["timings_s"])
+        assert {"ground_state_s", "xch_s"} <= set(p["timings_s"]) == set(p["cpu_timings_s"])
+        assert all(v > 0 for v in p["cpu_timings_s"].values())
         assert np.trapezoid(r.aligned(), dx=0.1) == pytest.approx(1.0, rel=1e-6)
     # two O environments (twofold linear vs threefold) give different spectra and energies
     cos = float(np.dot(a.aligned(), b.aligned())
@@ -70,6 +71,21 @@ def test_tiny_lcao_sites(two_sites):
     assert cos < 0.95
     assert abs(a.labels["excitation_energy"] - b.labels["excitation_energy"]) > 0.1
     assert a.provenance["first_shell"] != b.provenance["first_shell"]
+
+
+def test_paired_xch_energy_on_the_spin_polarised_scale(two_sites):
+    """The default spin-paired XCH minus PAIRED_XCH_OFFSET_EV lands on the spin-polarised (GPAW
+    recipe) Delta-KS energy; the spectrum does not depend on the XCH setting."""
+    from coreloss.engines.gpaw_lcao import PAIRED_XCH_OFFSET_EV
+
+    eng, a, _ = two_sites
+    assert eng.params["xch_spinpol"] is False
+    assert f"minus {PAIRED_XCH_OFFSET_EV} eV" in a.provenance["excitation_energy"]
+    spin = get_engine("gpaw-lcao", **FAST, xch_spinpol=True).compute_sites(cristobalite(), [2])[0]
+    assert not isinstance(spin, Exception), spin
+    assert a.labels["excitation_energy"] == pytest.approx(spin.labels["excitation_energy"], abs=0.3)
+    assert a.provenance["E_xch_eV"] - spin.provenance["E_xch_eV"] == pytest.approx(PAIRED_XCH_OFFSET_EV, abs=0.3)
+    np.testing.assert_allclose(a.aligned(), spin.aligned(), atol=1e-6)
 
 
 def test_generated_basis_cached_and_named_by_setup():

@@ -76,3 +76,7 @@ def test_cross_validate_params_ranks_a_useful_model_above_a_useless_one(ds):
                                 grid=ds.grid)
     assert [r["params"] for r in res] == cands and all(len(r["fold_cosine"]) == 3 for r in res)
     assert res[0]["cosine_mean"] > res[1]["cosine_mean"] + 0.05
+    # folds follow the given groups (two groups cannot make three folds)
+    with pytest.raises(CorelossError):
+        cross_validate_params(ds.structures, ds.X, ds.structure_ids, ds.site_index, cands[:1], n_splits=3,
+                              grid=ds.grid, groups=np.where(np.arange(len(ds)) % 2, "a", "b"))

@@ -212,8 +212,10 @@ class ForwardModel(BaseEstimator):
 
 
 def cross_validate_params(structures: dict, X, structure_ids, site_index, candidates: list[dict],
-                          n_splits: int = 3, grid: EnergyGrid = DEFAULT_GRID, progress=None) -> list[dict]:
-    """Group k-fold (by structure) score of each candidate parameter set of :class:`ForwardModel`.
+                          n_splits: int = 3, grid: EnergyGrid = DEFAULT_GRID, progress=None,
+                          groups=None) -> list[dict]:
+    """Group k-fold score of each candidate parameter set of :class:`ForwardModel`; folds by
+    ``groups`` (:func:`coreloss.evaluate.split_groups`: snapshots of one parent together), else by structure.
 
     SOAP rows are computed once. Returns, per candidate, ``{"params", "cosine_mean", "fold_cosine"}``
     (mean cosine similarity of the held-out folds' spectra); pick the best on *training* data only.
@@ -225,7 +227,7 @@ def cross_validate_params(structures: dict, X, structure_ids, site_index, candid
     base = ForwardModel(grid=grid)
     base._set_featurizer(structures, sids)  # SOAP rows once, shared by every candidate and fold
     F = base.features(structures, sids, site_index)
-    folds = group_kfold(sids, n_splits)
+    folds = group_kfold(sids if groups is None else np.asarray(groups).astype(str), n_splits)
     out = []
     for cand in candidates:
         scores = []
