@@ -252,9 +252,9 @@ def test_resume_after_kill_9(tmp_path):
     assert prog["left_tasks"] == 6 - done and prog["left_sites_estimated"] == 6 * (6 - done)
     assert prog["sites_in_file_and_parts"] == 6 * done and prog["eta_hours"] > 0
     info = subprocess.run([sys.executable, "-m", "coreloss", "dataset", "info", str(out)], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert info.returncode == 0 and f"{done}/6 planned tasks done" in info.stdout, info.stderr
-    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     ds = load_dataset(out)
     keys = list(zip(ds.structure_ids.tolist(), ds.site_index.tolist()))
