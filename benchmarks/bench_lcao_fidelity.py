@@ -3,9 +3,10 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_fidelity.py            # run + report
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_fidelity.py --schemes  # scheme choice
 
-Reference: the plane-wave half-core-hole spectra of ``bench_pw_reference.py`` (its part files or
-``work_data/sio2_pw_reference_full.h5``: PBE, 400 eV, images >= 8 Å, bands converged >= 25 eV above
-the first transition). Every reference site is recomputed with ``get_engine("gpaw-lcao")``
+Reference: the plane-wave half-core-hole spectra of ``bench_pw_reference.py`` (the committed
+``datasets/sio2_pw_reference.h5`` and any newer committed part files in
+``datasets/sio2_pw_reference.parts/``, Delta-KS energies of its ``dks`` step merged in: PBE, 400 eV,
+images >= 8 Å, bands converged >= 25 eV above the first transition). Every reference site is recomputed with ``get_engine("gpaw-lcao")``
 (defaults) and ``get_engine("xtb")`` (defaults, same broadening), results cached per site in
 ``benchmarks/results/fidelity_sites.json``. Reported per site: cosine of the onset-aligned,
 area-normalised spectra on -5..15 and -5..25 eV (``coreloss.spectra.DEFAULT_GRID``), labels;
@@ -34,18 +35,26 @@ CACHE = RESULTS / "fidelity_sites.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 WINDOWS = {"-5..15": 15.0, "-5..25": 25.0}
+#: bench_lcao_schemes.py results (AMCSD CIFs of ../shared) -> reference site on the project's own
+#: structure (alpha-quartz: same cell and coordinates; stishovite: StructureMatcher rms 1.2e-3,
+#: benchmarks/pw_reference_own_structures.py)
+SCHEME_IDS = {"Quartz-alpha": ("ref-alpha-quartz", 1), "Stishovite": ("ref-stishovite", 2)}
 
 
 def reference_rows() -> dict:
-    """(structure id, site) -> reference row (from the dataset file, else the part files)."""
-    from bench_pw_reference import FULL, PARTS
+    """(structure id, site) -> reference row (committed dataset file, then the committed part files,
+    with the plane-wave Delta-KS energies of ``pw_reference_dks.json`` where a row has none)."""
+    from bench_pw_reference import DKS_JSON, PATHS
+    from pw_reference_set import with_dks
 
     from coreloss.dataset_store import Table, list_parts, read_part, read_table
 
-    table = read_table(FULL) if FULL.is_file() else Table()
-    for p in list_parts(PARTS) if PARTS.is_dir() else []:
+    table = read_table(PATHS.out) if PATHS.out.is_file() else Table()
+    for p in list_parts(PATHS.parts) if PATHS.parts.is_dir() else []:
         table.add(read_part(p))
-    return {k: {**v, "record": table.structures[k[0]]} for k, v in table.rows.items()}
+    dks = json.loads(DKS_JSON.read_text()) if DKS_JSON.is_file() else {}
+    return {k: {**with_dks(v, f"{k[0]}#{k[1]}", dks), "record": table.structures[k[0]]}
+            for k, v in table.rows.items()}
 
 
 def aligned(energy, intensity, onset=None):
@@ -132,12 +141,12 @@ def seed_from_schemes(path: Path) -> None:
 
     cut = inspect.signature(GPAWLCAOEngine).parameters["empty_cut_ev"].default
     data = json.loads(path.read_text())
-    ids = {"Quartz-alpha": "amcsd-Quartz-alpha", "Stishovite": "amcsd-Stishovite"}
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     for name, res in data.items():
-        if name not in ids:
+        if name not in SCHEME_IDS:
             continue
-        key = json.dumps(["gpaw-lcao", {}, ids[name], res["site"]], sort_keys=True)
+        sid, site = SCHEME_IDS[name]
+        key = json.dumps(["gpaw-lcao", {}, sid, site], sort_keys=True)
         e, f, top = (np.asarray(v) if i < 2 else v for i, v in enumerate(res["sticks"]["hch"]))
         dks = res["dks_spinpol"]
         e_max = min(dks + cut, top)
@@ -159,8 +168,8 @@ def seed_from_schemes(path: Path) -> None:
 
 
 def _shift(labels: dict, key="excitation_energy"):
-    q = labels.get(("amcsd-Quartz-alpha", 3))
-    s = labels.get(("amcsd-Stishovite", 2))
+    q = labels.get(("ref-alpha-quartz", 1))
+    s = labels.get(("ref-stishovite", 2))
     return None if q is None or s is None else float(s[key] - q[key])
 
 
@@ -215,12 +224,11 @@ def compare_schemes(path: Path) -> dict:
 
     data = json.loads(path.read_text())
     refs = reference_rows()
-    ids = {"Quartz-alpha": "amcsd-Quartz-alpha", "Stishovite": "amcsd-Stishovite"}
     out = {}
     for name, res in data.items():
-        if name.startswith("_") or ids.get(name) is None:
+        if name.startswith("_") or name not in SCHEME_IDS:
             continue
-        ref = next((r for k, r in refs.items() if k[0] == ids[name]), None)
+        ref = refs.get(SCHEME_IDS[name])
         entry = {"timings_s": res["timings_s"], "dks_spinpol": res["dks_spinpol"],
                  "dks_paired": res.get("dks_paired"), "schemes": {}}
         if ref is not None:

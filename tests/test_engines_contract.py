@@ -68,7 +68,8 @@ def test_cost_numbers_kept():
     assert _engine("xtb").cost(100, 1) == pytest.approx(2.0)
     assert _engine("xtb").cost(200, 0) == pytest.approx(2 ** 1.7)
     lcao = _engine("gpaw-lcao")
-    assert lcao.cost(100, 2) == pytest.approx(1.0 + 2 * 3.0) and lcao.sites_per_task == 6
+    assert lcao.cost(100, 2) == pytest.approx(1.0 + 2 * 2.0) and lcao.sites_per_task == 6  # hch + paired XCH
+    assert get_engine("gpaw-lcao", xch_spinpol=True).cost(100, 1) == pytest.approx(1.0 + 3.0)
     assert get_engine("gpaw-lcao", scheme="xch").cost(100, 1) == pytest.approx(1.0 + 2.3)
 
 
