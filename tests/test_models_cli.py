@@ -76,3 +76,13 @@ def test_evaluate_transfer_scores_every_site_geometric_only(work):
     r = runner.invoke(app, ["evaluate", str(work / "ref.h5"), "--model", str(work / "m.pt"),
                             "--transfer", "--out", str(work / "tr")])
     assert r.exit_code != 0  # refuses to overwrite
+    # the training set itself: its training structures' sites are marked as seen, the test ones not
+    r = runner.invoke(app, ["evaluate", str(work / "syn.h5"), "--model", str(work / "m.pt"),
+                            "--transfer", "--out", str(work / "tr3")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((work / "tr3" / "transfer.json").read_text())
+    from coreloss.evaluate import split_groups, test_mask
+    ds = load_dataset(work / "syn.h5")
+    te = test_mask(split_groups(ds), 0.15, 0)
+    assert doc["seen_group_sites"] == int((~te).sum()) and "not a strict transfer test" in r.output
+    assert [s["seen_group"] for s in doc["sites"]] == (~te).tolist()

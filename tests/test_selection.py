@@ -54,6 +54,28 @@ def test_fps_covering_property_and_ties():
     assert farthest_point_order(X, 100, done)[0].__len__() == 57
 
 
+def test_cost_aware_fps_prefers_cheap_rows_among_similar_distances():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.05], [0.5, 0.5]])
+    done = np.array([True, False, False, False])
+    assert farthest_point_order(X, 1, done)[0] == [2]                      # farthest
+    assert farthest_point_order(X, 1, done, cost=[1, 1, 3, 1])[0] == [1]   # 3x dearer: next best
+    assert farthest_point_order(X, 3, done, cost=[1, 1, 3, 1])[0][:2] == [1, 3]
+    with pytest.raises(CorelossError):
+        farthest_point_order(X, 1, done, cost=[1, 0, 1, 1])
+
+
+def test_site_costs_follow_the_engine_cost_model():
+    from coreloss.engines import get_engine
+    from coreloss.selection import site_costs
+
+    small, big = rec("q", alpha_quartz()), rec("s", stishovite())
+    eng = get_engine("gpaw-lcao")
+    c = site_costs([small, big], eng)
+    assert set(c) == {"q", "s"} and all(v > 0 for v in c.values())
+    sel = select_sites([small, big], 2, costs=c)
+    assert sel.cost_aware and "cost-aware" in sel.summary()["rule"]
+
+
 def test_select_sites_deterministic_extremes_and_tasks():
     recs = _records()
     a, b = select_sites(recs, 3), select_sites(recs, 3)

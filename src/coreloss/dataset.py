@@ -345,14 +345,16 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                   workers: int = 1, scheduler: str | None = None, grid: EnergyGrid = DEFAULT_GRID,
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
-                  checkpoint_seconds: float = 600.0, console=None, budget: int | None = None) -> BuildReport:
+                  checkpoint_seconds: float = 600.0, console=None, budget: int | None = None,
+                  cost_aware: bool = True) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
     (possibly killed) run stopped; anything else is refused. ``structures`` is a structure-set
     file (default: the embedded default set). ``workers=0`` runs serially in this process.
     ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
-    (farthest-point sampling on SOAP; a structure's picked sites stay in one task).
+    (farthest-point sampling on SOAP; a structure's picked sites stay in one task); ``cost_aware``:
+    weigh each pick by the engine's cost of one site of that structure (value per CPU second).
     """
     from rich.console import Console
 
@@ -386,8 +388,9 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
         _check_same_structures(table, records)
         selection = None
         if budget is not None:
-            from coreloss.selection import budget_plan
-            todo, selection = budget_plan(records, budget, table.rows, table.failures)
+            from coreloss.selection import budget_plan, site_costs
+            costs = site_costs(records, eng) if cost_aware else None
+            todo, selection = budget_plan(records, budget, table.rows, table.failures, costs)
             todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
         else:
             todo = _plan(table, records, retry_failed)

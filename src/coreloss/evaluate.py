@@ -222,7 +222,10 @@ def evaluate_transfer(model, ds, labels=None) -> dict:
     by default only the geometric labels are scored, since electronic labels (Mulliken charge,
     BOP, excitation energy) depend on the engine. Spectra on another grid are resampled to the
     model's grid. Returns ``{"metrics": {...}, "sites": [per-site dicts]}``; each site carries
-    true and predicted values, the 1-sigma uncertainty (label units), the OOD score and flag.
+    true and predicted values, the 1-sigma uncertainty (label units), the OOD score and flag, and
+    ``seen_group``: its structure group (:func:`split_groups`) is among the model's training groups
+    (``metadata["training_groups"]``; None where the model does not record them), i.e. the site is
+    not a transfer test in the strict sense (e.g. a thermal snapshot of that polymorph was trained on).
     """
     from coreloss.labels import GEOMETRIC_LABELS
 
@@ -235,10 +238,13 @@ def evaluate_transfer(model, ds, labels=None) -> dict:
     score, flag = model.ood_score(ds.X, grid=ds.grid)
     flag = np.asarray(flag, bool)
     y, p = ds.y[:, cols], mean[:, cols]
+    trained = (getattr(model, "metadata", None) or {}).get("training_groups")
+    groups = split_groups(ds)
     sites = []
     for i in range(len(ds)):
         row = {"structure_id": str(ds.structure_ids[i]), "site_index": int(ds.site_index[i]),
-               "ood_score": float(score[i]), "ood_flag": bool(flag[i])}
+               "ood_score": float(score[i]), "ood_flag": bool(flag[i]),
+               "seen_group": None if trained is None else bool(groups[i] in set(trained))}
         for j, n in enumerate(labels):
             row[f"{n}_true"], row[f"{n}_pred"] = float(y[i, j]), float(p[i, j])
             row[f"{n}_std"] = float(std[i, cols[j]])
@@ -250,6 +256,7 @@ def evaluate_transfer(model, ds, labels=None) -> dict:
         "unflagged": regression_metrics(y[~flag], p[~flag], labels),
         "coverage_95": interval_coverage(y, p, std[:, cols], 0.95, labels),
         "ood_flag_rate": float(flag.mean()) if len(flag) else None,
+        "seen_group_sites": None if trained is None else int(sum(r["seen_group"] for r in sites)),
         "reference_engine": ds.provenance.get("engine"),
         "reference_parameters": ds.provenance.get("parameters"),
     }

@@ -10,6 +10,11 @@ earlier candidate (structures in the given order, sites by index). Every prefix 
 covers the environment space as well as greedy FPS can (covering radius = the distance of the next
 pick, at most twice the optimum), so a build cut short has computed the most informative sites.
 
+With ``cost`` (relative compute cost of each site, e.g. the engine's per-site cost of its
+supercell: :func:`site_costs`), each next pick maximises distance / cost instead: value per CPU
+second, so a budget spent on cheap cells covers more environments sooner (the factor-2 covering
+guarantee then no longer holds; extremes in expensive cells come later, not never).
+
 The picks are then grouped by structure: one task per structure with all its picked sites (they
 share one ground state), tasks ordered by their best (earliest) pick.
 """
@@ -29,7 +34,8 @@ class Selection:
 
     picks: ``[(structure_id, site_index)]`` in pick order; radii: FPS distance of each pick (the
     covering radius before it was added); tasks: ``[(structure_id, [site indices])]`` in work order;
-    n_candidates: unique O sites considered; groups: structure id -> group id.
+    n_candidates: unique O sites considered; groups: structure id -> group id; cost_aware: picks
+    weighted by site cost.
     """
 
     picks: list
@@ -37,24 +43,31 @@ class Selection:
     tasks: list
     n_candidates: int
     groups: dict = field(default_factory=dict)
+    cost_aware: bool = False
 
     def summary(self) -> dict:
         """JSON-able description (stored in dataset provenance)."""
-        return {"rule": "farthest-point sampling on L2-normalised SOAP (coreloss.selection)",
+        return {"rule": "farthest-point sampling on L2-normalised SOAP (coreloss.selection)"
+                + (", cost-aware (distance / site cost)" if self.cost_aware else ""),
                 "n_picked": len(self.picks), "n_candidates": self.n_candidates,
                 "n_structures": len(self.tasks),
                 "last_pick_distance": float(self.radii[-1]) if self.radii else None}
 
 
-def farthest_point_order(X: np.ndarray, n: int, done: np.ndarray | None = None) -> tuple[list[int], list[float]]:
+def farthest_point_order(X: np.ndarray, n: int, done: np.ndarray | None = None,
+                         cost: np.ndarray | None = None) -> tuple[list[int], list[float]]:
     """Greedy FPS: ``n`` row indices of ``X`` (Euclidean) and their distances when picked (the
     covering radius of the earlier picks; ``inf`` for a first pick made without ``done``).
 
     ``done``: boolean mask of rows already covered (never picked, but they cover their neighbours).
-    Without ``done`` the first pick is the row farthest from the mean row.
+    Without ``done`` the first pick is the row farthest from the mean row. ``cost`` (m,) > 0: pick
+    the row of largest distance / cost instead (the first one too).
     """
     X = np.asarray(X, float)
     m = len(X)
+    w = np.ones(m) if cost is None else np.asarray(cost, float)
+    if w.shape != (m,) or not np.all(w > 0):
+        raise CorelossError("site costs must be positive, one per candidate site")
     done = np.zeros(m, bool) if done is None else np.asarray(done, bool)
     n = int(min(n, m - int(done.sum())))
     if n <= 0:
@@ -65,14 +78,14 @@ def farthest_point_order(X: np.ndarray, n: int, done: np.ndarray | None = None) 
         for j in np.flatnonzero(done):
             dmin = np.minimum(dmin, np.linalg.norm(X - X[j], axis=1))
     else:  # first pick: the most unusual site (farthest from the mean environment)
-        first = int(np.argmax(np.linalg.norm(X - X.mean(axis=0), axis=1)))
+        first = int(np.argmax(np.linalg.norm(X - X.mean(axis=0), axis=1) / w))
         order.append(first)
         radii.append(float("inf"))
         dmin = np.linalg.norm(X - X[first], axis=1)
         dmin[first] = -np.inf
     dmin[done] = -np.inf
     while len(order) < n:
-        i = int(np.argmax(dmin))  # first maximum: ties go to the earlier row
+        i = int(np.argmax(dmin / w))  # first maximum: ties go to the earlier row
         order.append(i)
         radii.append(float(dmin[i]))
         dmin = np.minimum(dmin, np.linalg.norm(X - X[i], axis=1))
@@ -92,11 +105,25 @@ def candidate_sites(records) -> list[tuple[str, int, str]]:
     return out
 
 
-def select_sites(records, budget: int, done=(), featurizer=None) -> Selection:
+def site_costs(records, engine) -> dict[str, float]:
+    """Structure id -> relative cost of one more O site with ``engine`` (its :meth:`cost` model on
+    the supercell the engine computes), for cost-aware selection."""
+    from coreloss.dataset import computed_atoms
+
+    mid = engine.params.get("min_image_distance")
+    out = {}
+    for r in records:
+        n = computed_atoms(r.structure, mid)
+        out[r.id] = float(engine.cost(n, 1) - engine.cost(n, 0)) or 1.0
+    return out
+
+
+def select_sites(records, budget: int, done=(), featurizer=None, costs: dict | None = None) -> Selection:
     """Pick ``budget`` O sites of ``records`` (StructureRecords) by FPS on SOAP; see the module doc.
 
     ``done``: ``(structure_id, site_index)`` pairs already computed: they count as covered and are
     not picked again, so a larger budget on a resumed build extends the earlier choice.
+    ``costs``: structure id -> relative cost of one site (:func:`site_costs`): cost-aware picks.
     """
     from coreloss.models.descriptors import SoapFeaturizer
 
@@ -116,20 +143,22 @@ def select_sites(records, budget: int, done=(), featurizer=None) -> Selection:
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     done_set = {(str(s), int(i)) for s, i in done}
     done_mask = np.array([(c[0], c[1]) in done_set for c in cands])
-    order, radii = farthest_point_order(X, budget, done_mask)
+    cost = None if costs is None else np.array([costs[c[0]] for c in cands], float)
+    order, radii = farthest_point_order(X, budget, done_mask, cost)
     picks = [(cands[i][0], cands[i][1]) for i in order]
     tasks: dict[str, list[int]] = {}
     for sid, idx in picks:
         tasks.setdefault(sid, []).append(idx)
     return Selection(picks, radii, [(sid, sorted(idx)) for sid, idx in tasks.items()], len(cands),
-                     {c[0]: c[2] for c in cands})
+                     {c[0]: c[2] for c in cands}, costs is not None)
 
 
-def budget_plan(records, budget: int, computed=(), failed=()) -> tuple[list, Selection]:
+def budget_plan(records, budget: int, computed=(), failed=(), costs: dict | None = None) -> tuple[list, Selection]:
     """Dataset-build plan for a budget: ``([(record dict, [site indices])], Selection)``, best task
     first. ``computed``/``failed``: ``(structure_id, site_index)`` keys already in the dataset (a
-    whole-structure failure, index -1, is ignored): they count as covered."""
+    whole-structure failure, index -1, is ignored): they count as covered. ``costs``: see
+    :func:`select_sites`."""
     done = list(computed) + [k for k in failed if k[1] >= 0]
-    sel = select_sites(records, budget, done=done)
+    sel = select_sites(records, budget, done=done, costs=costs)
     by_id = {r.id: r for r in records}
     return [(by_id[sid].to_dict(), idx) for sid, idx in sel.tasks], sel

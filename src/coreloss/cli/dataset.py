@@ -35,6 +35,9 @@ def build(
     budget: Optional[int] = typer.Option(
         None, "--budget", help="Compute only N more O sites: the N that best cover the local "
                                "environments (farthest-point sampling on SOAP), most informative first."),
+    cost_aware: bool = typer.Option(
+        True, "--cost-aware/--no-cost-aware", help="With --budget: weigh each pick by the engine's cost "
+                                                  "of one site of its structure (more sites per CPU hour)."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
@@ -50,7 +53,7 @@ def build(
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
-                           console=console, budget=budget)
+                           console=console, budget=budget, cost_aware=cost_aware)
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")

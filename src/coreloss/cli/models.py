@@ -209,6 +209,9 @@ def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: boo
                       f"95%-coverage {m['coverage_95'][name]:.2f}")
     console.print(f"{m['n_sites']} sites of {m['n_structures']} structures ({m['reference_engine']}); "
                   f"OOD-flagged {100 * m['ood_flag_rate']:.0f} %; wrote {files[0]} and {files[1]}")
+    if m.get("seen_group_sites"):
+        console.print(f"note: {m['seen_group_sites']} of these sites belong to structure groups the model was "
+                      "trained on (column seen_group): not a strict transfer test for them")
 
 
 def simulate(

@@ -35,10 +35,14 @@ class DeepEnsemble:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, *, X_val=None, Y_val=None,
             augment: Callable | None = None, progress: Callable[[], None] | None = None,
-            **train_kwargs) -> list[dict]:
-        """Train every member on standardised targets ``Y`` (own seed: init, batches, noise)."""
+            warm: bool = False, **train_kwargs) -> list[dict]:
+        """Train every member on standardised targets ``Y`` (own seed: init, batches, noise);
+        ``warm``: continue from the current networks (fine-tuning) instead of new ones."""
+        if warm and (not self.nets or (self.n_in, self.n_out) != (X.shape[1], Y.shape[1])):
+            raise ValueError("warm start needs fitted networks of the same input and output sizes")
         self.n_in, self.n_out = X.shape[1], Y.shape[1]
-        self.nets = self._build(self.n_in, self.n_out)
+        if not warm:
+            self.nets = self._build(self.n_in, self.n_out)
         return [train_network(net, X, Y, seed=self.seed + 1000 * m, augment=augment, X_val=X_val,
                               Y_val=Y_val, progress=progress, **train_kwargs)
                 for m, net in enumerate(self.nets)]

@@ -100,7 +100,7 @@ class InverseModel(BaseEstimator):
                  noise_kind: str = "poisson", max_shift_ev: float = 1.0, val_fraction: float = 0.15,
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
                  augment=DEFAULT_AUGMENT, augment_prob: float = 0.25, training_fwhm: float | None = None,
-                 absolute_onset: bool = False, ood_target_rate: float = 0.015):
+                 absolute_onset: bool = False, ood_target_rate: float = 0.015, init: str | None = None):
         self.arch, self.members, self.hidden, self.dropout = arch, members, hidden, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
         self.snrs, self.noise_kind, self.max_shift_ev = snrs, noise_kind, max_shift_ev
@@ -108,7 +108,7 @@ class InverseModel(BaseEstimator):
         self.grid = grid
         self.augment, self.augment_prob = augment, augment_prob
         self.training_fwhm, self.absolute_onset = training_fwhm, absolute_onset
-        self.ood_target_rate = ood_target_rate
+        self.ood_target_rate, self.init = ood_target_rate, init
         self.label_names = list(LABEL_NAMES)
         self.label_units = [LABEL_UNITS[n] for n in LABEL_NAMES]
         self.metadata: dict = {}
@@ -144,6 +144,18 @@ class InverseModel(BaseEstimator):
         return np.concatenate([Xs, ((on - self.onset_mean_) / self.onset_std_)[:, None]], axis=1
                               ).astype(np.float32)
 
+    def _pretrained(self) -> "InverseModel | None":
+        """The model named by ``init`` (fine-tuning): its networks start the training and its
+        spectrum scaling is kept; the label scaling is refitted on the new labels."""
+        if self.init is None:
+            return None
+        pre = InverseModel.load(self.init, grid=self.grid)
+        mine, theirs = self.get_params(), pre.get_params()
+        for k in ("arch", "members", "hidden", "absolute_onset"):
+            if mine[k] != theirs[k]:
+                raise CorelossError(f"init model {self.init}: {k} is {theirs[k]!r}, this model's is {mine[k]!r}")
+        return pre
+
     def make_augmenter(self) -> Augmenter:
         """The training-batch degradations (:class:`~coreloss.models.augment.Augmenter`)."""
         fwhm = getattr(self, "training_fwhm_", self.training_fwhm)
@@ -162,6 +174,7 @@ class InverseModel(BaseEstimator):
         (:class:`~coreloss.conventions.SpectralConventions`, Gaussian FWHM = the training resolution
         unless ``training_fwhm`` is given) are carried as ``conventions_`` / ``metadata["conventions"]``; ``onset`` (n,) absolute onsets (eV)
         are required when ``absolute_onset``; ``progress()`` is called once per member epoch.
+        With ``init`` (a model file, e.g. trained on xtb spectra) training fine-tunes its networks.
         """
         t0 = time.perf_counter()
         X = check_spectra(X, self.grid)
@@ -173,8 +186,9 @@ class InverseModel(BaseEstimator):
         conv = SpectralConventions.from_provenance(provenance)
         self.training_fwhm_ = self.training_fwhm if self.training_fwhm is not None else conv.gaussian_fwhm
         self.conventions_ = replace(conv, grid=self.grid, gaussian_fwhm=self.training_fwhm_)
-        self.x_mean_ = X.mean(axis=0)
-        self.x_scale_ = float(np.std(X - self.x_mean_)) or 1.0
+        pre = self._pretrained()
+        self.x_mean_ = X.mean(axis=0) if pre is None else pre.x_mean_
+        self.x_scale_ = (float(np.std(X - self.x_mean_)) or 1.0) if pre is None else pre.x_scale_
         self.onset_mean_, self.onset_std_ = 0.0, 1.0
         if self.absolute_onset:
             if onset is None or len(onset) != len(X):
@@ -188,7 +202,8 @@ class InverseModel(BaseEstimator):
         Ys = (y - self.y_mean_) / self.y_std_
         tr, va = _group_val_split(len(X), groups, self.val_fraction, self.seed)
         augment = self.make_augmenter()
-        self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed)
+        self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed) if pre is None \
+            else pre.ensemble_
         Xin = X if not self.absolute_onset else np.concatenate([X, onset[:, None]], axis=1)
         n_x = X.shape[1]
 
@@ -202,7 +217,7 @@ class InverseModel(BaseEstimator):
 
         hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
                                   Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
-                                  progress=progress, epochs=self.epochs, lr=self.lr,
+                                  progress=progress, epochs=self.epochs, lr=self.lr, warm=pre is not None,
                                   batch_size=self.batch_size, weight_decay=self.weight_decay)
         # variance recalibration on the validation structures
         self.calibration_ = np.ones(len(self.label_names))
@@ -223,6 +238,7 @@ class InverseModel(BaseEstimator):
             "label_names": self.label_names, "label_units": self.label_units,
             "n_train": int(len(tr)), "n_val": int(len(va)),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
+            "training_groups": None if groups is None else sorted(map(str, np.unique(groups))),
             "calibration": {"method": "per-label std factor fitted on validation structures "
                             "(sqrt of mean squared z-score)" if len(va) and self.recalibrate else "none",
                             "factors": self.calibration_.tolist()},
@@ -235,6 +251,8 @@ class InverseModel(BaseEstimator):
             "training_provenance": provenance or {},
             "training_envelope": _envelope(X[tr]),
             "label_range": label_range(y),
+            "pretraining": None if pre is None else {"init": str(self.init), "n_train": pre.metadata.get("n_train"),
+                                                      "training_provenance": pre.metadata.get("training_provenance")},
         }
         return self
 
