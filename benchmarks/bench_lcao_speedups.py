@@ -135,7 +135,7 @@ def energies(args) -> None:
             s = Structure.from_dict(r["structure"])
             o = [i for i, sp in enumerate(s.species) if sp.symbol == "O"]
             cases += [(s, o[0], r["id"]), (s, o[len(o) // 2], r["id"])]
-    for s, site, sid in cases:
+    for s, site, sid in cases[:args.limit]:
         atoms, j = _cell(s, site)
         kw = _kw(args.h, args.scf_density)
         (e_gs, *_), c_gs = _timed(lambda: lcao_ground_state(atoms, **kw))
@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--h", type=float, default=0.30)
     ap.add_argument("--scf-density", type=float, default=1e-3,
                     help="SCF density tolerance; 0 = GPAW's default convergence")
+    ap.add_argument("--limit", type=int, default=None, help="energies: only the first N sites")
     args = ap.parse_args()
     args.scf_density = args.scf_density or None
     {"spectra": spectra, "scf": scf, "energies": energies}[args.what](args)

@@ -72,6 +72,21 @@ def test_tiny_lcao_sites(two_sites):
     assert a.provenance["first_shell"] != b.provenance["first_shell"]
 
 
+def test_paired_xch_energy_on_the_spin_polarised_scale(two_sites):
+    """The default spin-paired XCH minus PAIRED_XCH_OFFSET_EV lands on the spin-polarised (GPAW
+    recipe) Delta-KS energy; the spectrum does not depend on the XCH setting."""
+    from coreloss.engines.gpaw_lcao import PAIRED_XCH_OFFSET_EV
+
+    eng, a, _ = two_sites
+    assert eng.params["xch_spinpol"] is False
+    assert f"minus {PAIRED_XCH_OFFSET_EV} eV" in a.provenance["excitation_energy"]
+    spin = get_engine("gpaw-lcao", **FAST, xch_spinpol=True).compute_sites(cristobalite(), [2])[0]
+    assert not isinstance(spin, Exception), spin
+    assert a.labels["excitation_energy"] == pytest.approx(spin.labels["excitation_energy"], abs=0.3)
+    assert a.provenance["E_xch_eV"] - spin.provenance["E_xch_eV"] == pytest.approx(PAIRED_XCH_OFFSET_EV, abs=0.3)
+    np.testing.assert_allclose(a.aligned(), spin.aligned(), atol=1e-6)
+
+
 def test_generated_basis_cached_and_named_by_setup():
     path = gpaw_basis.ensure_basis("O", "szp", "hch1s")
     assert path.name == "O.hch1s.szp.basis" and path.stat().st_size > 1000
