@@ -136,8 +136,8 @@ def seed_from_schemes(path: Path) -> None:
     recorded there (NaN)."""
     import inspect
 
-    from coreloss.engines.gpaw_lcao import GPAWLCAOEngine
-    from coreloss.spectra import broaden_sticks, onset_energy
+    from coreloss.engines.gpaw_lcao import GPAWLCAOEngine, sticks_to_spectrum
+    from coreloss.spectra import onset_energy
 
     cut = inspect.signature(GPAWLCAOEngine).parameters["empty_cut_ev"].default
     data = json.loads(path.read_text())
@@ -149,10 +149,7 @@ def seed_from_schemes(path: Path) -> None:
         key = json.dumps(["gpaw-lcao", {}, sid, site], sort_keys=True)
         e, f, top = (np.asarray(v) if i < 2 else v for i, v in enumerate(res["sticks"]["hch"]))
         dks = res["dks_spinpol"]
-        e_max = min(dks + cut, top)
-        keep = e <= e_max
-        energy = np.arange(dks - 8.0, e_max + 5.0, 0.05)
-        inten = broaden_sticks(e[keep], f[keep], energy, 1.0, 0.2)
+        energy, inten, e_max, _ = sticks_to_spectrum(e, f, dks, top, cut)
         t = res["timings_s"]
         cache[key] = ({
             "energy": energy.tolist(), "intensity": inten.tolist(),
@@ -220,7 +217,7 @@ def compare_engines(engines: dict) -> dict:
 
 def compare_schemes(path: Path) -> dict:
     """Candidate LCAO spectra of bench_lcao_schemes.py vs the PW reference (quartz, stishovite)."""
-    from coreloss.spectra import broaden_sticks
+    from coreloss.engines.gpaw_lcao import sticks_to_spectrum
 
     data = json.loads(path.read_text())
     refs = reference_rows()
@@ -236,10 +233,8 @@ def compare_schemes(path: Path) -> dict:
         for scheme, (e, f, top) in res["sticks"].items():
             e, f = np.asarray(e), np.asarray(f)
             for cut in (20.0, 24.0, 25.0, 26.0, 27.0, 28.0, 30.0):
-                first = e.min()
-                keep = e <= min(first + cut, top)
-                grid = np.arange(first - 8, min(first + cut, top) + 5, 0.05)
-                spec = aligned(grid, broaden_sticks(e[keep], f[keep], grid, 1.0, 0.2))
+                grid, spec, _, _ = sticks_to_spectrum(e, f, e.min(), top, cut)
+                spec = aligned(grid, spec)
                 entry["schemes"][f"{scheme}_cut{cut:g}"] = (
                     cosines(ref_spectrum(ref), spec) if ref is not None else None)
         out[name] = entry

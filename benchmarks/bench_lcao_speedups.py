@@ -56,13 +56,10 @@ def _kw(h: float, scf_density: float | None, txt=None) -> dict:
 
 def _spectrum(calc, j: int):
     """hch sticks cut 28 eV above the first transition, Voigt 1.0/0.2 eV (the engine's rule)."""
-    from coreloss.engines.gpaw_lcao import xas_sticks
-    from coreloss.spectra import broaden_sticks
+    from coreloss.engines.gpaw_lcao import sticks_to_spectrum, xas_sticks
     e, f, top = xas_sticks(calc, j, 100.0)  # gpaw treats dks=0 as "no shift": use any non-zero start
-    e = e - 100.0
-    keep = e <= min(28.0, top - 100.0)
-    grid = np.arange(-8.0, 33.0, 0.05)
-    return grid, broaden_sticks(e[keep], f[keep], grid, 1.0, 0.2)
+    grid, spec, _, _ = sticks_to_spectrum(e - 100.0, f, 0.0, top - 100.0, 28.0)
+    return grid, spec
 
 
 def _timed(fn):

@@ -156,3 +156,16 @@ def test_gpaw_atoms_turns_negative_orthorhombic_axes():
     back = AseAtomsAdaptor.get_structure(atoms)
     assert back.lattice.volume == pytest.approx(s.lattice.volume)
     assert sorted(np.round(back.distance_matrix.ravel(), 6)) == sorted(np.round(s.distance_matrix.ravel(), 6))
+
+
+def test_sticks_to_spectrum_cuts_basis_artefacts():
+    from coreloss.engines.gpaw_lcao import sticks_to_spectrum
+
+    e = np.array([530.0, 540.0, 560.0])  # the last stick lies 30 eV above the first transition
+    f = np.array([1.0, 2.0, 50.0])
+    energy, inten, e_max, n_kept = sticks_to_spectrum(e, f, 530.0, 600.0, empty_cut_ev=28.0)
+    assert (e_max, n_kept) == (558.0, 2)
+    assert energy[0] == pytest.approx(522.0) and energy[-1] < 563.0
+    assert np.all(inten >= 0) and energy[np.argmax(inten)] == pytest.approx(540.0, abs=0.06)
+    # the highest computed state bounds the window too
+    assert sticks_to_spectrum(e, f, 530.0, 545.0)[2:] == (545.0, 2)

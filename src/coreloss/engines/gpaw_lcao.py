@@ -103,6 +103,22 @@ def xas_sticks(calc, index: int, first: float, include_excited: bool = False):
     return np.asarray(energies, float), np.asarray(f_cn).sum(axis=0), float(np.max(xas.eps_kn)) + shift
 
 
+def sticks_to_spectrum(e_st, f_st, first: float, e_top: float, empty_cut_ev: float = 28.0,
+                       gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2, de: float = 0.05):
+    """The engine's one rule from sticks to a spectrum: ``(energy eV, intensity, e_max eV, n_kept)``.
+
+    Sticks above ``e_max = min(first + empty_cut_ev, e_top)`` (basis artefacts, or beyond the
+    highest state) are dropped; the rest are Voigt-broadened (FWHM in eV) on a uniform axis from
+    ``first - 8`` to ``e_max + 5`` eV with step ``de``.
+    """
+    e_st, f_st = np.asarray(e_st, float), np.asarray(f_st, float)
+    e_max = min(first + empty_cut_ev, e_top)
+    keep = e_st <= e_max
+    energy = np.arange(first - 8.0, e_max + 5.0, de)
+    return (energy, broaden_sticks(e_st[keep], f_st[keep], energy, gaussian_fwhm, lorentzian_fwhm),
+            e_max, int(keep.sum()))
+
+
 class GPAWLCAOEngine(Engine):
     """LCAO PBE core-hole engine (see module docstring).
 
@@ -217,17 +233,15 @@ class GPAWLCAOEngine(Engine):
             calc = hch_state(atoms, j, **self._kw(f"hch_{i}"))
             timings["hch_s"], cpu["hch_s"] = time.perf_counter() - t0, time.process_time() - c0
             e_st, f_st, e_top = xas_sticks(calc, j, dks)
-        e_max = min(dks + p["empty_cut_ev"], e_top)
-        keep = e_st <= e_max
-        energy = np.arange(dks - 8.0, e_max + 5.0, p["de"])
-        inten = broaden_sticks(e_st[keep], f_st[keep], energy, p["gaussian_fwhm"], p["lorentzian_fwhm"])
+        energy, inten, e_max, n_kept = sticks_to_spectrum(e_st, f_st, dks, e_top, p["empty_cut_ev"],
+                                                          p["gaussian_fwhm"], p["lorentzian_fwhm"], p["de"])
         shell = first_shell(sc, j)  # distinct atoms in the supercell
         bop = float(sum(pops[j, c] for c in dict.fromkeys(c for c, _ in shell)))
         prov = dict(base)
         prov.update({"timings_s": timings, "cpu_timings_s": cpu, "supercell_index": j, "first_shell": shell,
                      "spectrum_max_eV": e_max, "highest_state_eV": e_top,
                      "empty_reach_eV": e_max - dks, "E_gs_eV": e_gs, "E_xch_eV": e_x,
-                     "n_sticks": int(keep.sum())})
+                     "n_sticks": n_kept})
         return SiteResult(i, energy, inten, onset_energy(energy, inten),
                           {"mulliken_charge": float(charges[j]), "bop": bop,
                            "excitation_energy": float(dks)}, prov)

@@ -21,8 +21,7 @@ from torch import nn
 from coreloss import __version__
 from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
-from coreloss.fileio import require_keys
-from coreloss.models._io import save_atomic
+from coreloss.models._io import load_blob, save_atomic
 from coreloss.models.descriptors import SoapFeaturizer, SoapParams, species_of
 from coreloss.models.networks import train_network
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
@@ -186,16 +185,7 @@ class ForwardModel(BaseEstimator):
 
     @classmethod
     def load(cls, path) -> "ForwardModel":
-        path = Path(path)
-        if not path.is_file():
-            raise CorelossError(f"model file not found: {path}")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise CorelossError(f"{path} is not a coreloss forward model ({exc.__class__.__name__})") from exc
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise CorelossError(f"{path} is not a coreloss forward model (format {FORMAT!r} expected)")
-        require_keys(blob, _KEYS, f"{path}: coreloss forward model")
+        blob = load_blob(path, FORMAT, _KEYS, "coreloss forward model")
         params = json.loads(blob["params"])
         params["hidden"] = tuple(params["hidden"])
         grid = EnergyGrid.from_dict(json.loads(blob["grid"]))

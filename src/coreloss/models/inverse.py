@@ -18,21 +18,18 @@ use it only for spectra whose energy axis is calibrated to that scale (see docs/
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
 
 from coreloss import __version__
 from coreloss.conventions import SpectralConventions
 from coreloss.errors import CorelossError
-from coreloss.fileio import require_keys
-from coreloss.models._io import save_atomic
+from coreloss.models._io import inverse_blob, inverse_from_blob, load_blob, save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
@@ -364,68 +361,16 @@ class InverseModel(BaseEstimator):
             out = (mean < lo - pad) | (mean > hi + pad)
         return np.any(out & np.isfinite(lo) & np.isfinite(hi), axis=1)
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (the file format lives in coreloss.models._io) ------------------------------
     def save(self, path) -> Path:
         """Write weights + metadata to ONE file (atomically: temp file then rename)."""
         self._check_fitted()
-        path = Path(path)
-        arrays = {"x_mean": self.x_mean_, "y_mean": self.y_mean_, "y_std": self.y_std_,
-                  "calibration": self.calibration_,
-                  "onset_norm": [self.onset_mean_, self.onset_std_],
-                  **{f"ood_{k}": np.asarray(v, float) for k, v in self.ood_.state().items()},
-                  **{f"lat_{k}": np.asarray(v, np.float32 if k == "ref" else float)
-                     for k, v in self.latent_.state().items()},
-                  **{f"comb_{k}": np.asarray(v, float) for k, v in self.combined_ood_.state().items()}}
-        blob = {"format": FORMAT, "metadata": json.dumps(self.metadata), "x_scale": self.x_scale_,
-                "params": json.dumps(self.param_record()), "grid": json.dumps(self.grid.to_dict()),
-                "arrays": {k: torch.as_tensor(np.asarray(v, float)) for k, v in arrays.items()},
-                "ensemble": {**{k: v for k, v in self.ensemble_.state().items() if k != "weights"},
-                             "net_kwargs": json.dumps({k: list(v) if isinstance(v, tuple) else v
-                                                       for k, v in self.ensemble_.net_kwargs.items()})},
-                "weights": self.ensemble_.state()["weights"]}
-        return save_atomic(blob, path)
+        return save_atomic(inverse_blob(self), Path(path))
 
     @classmethod
     def load(cls, path, grid: EnergyGrid | None = None) -> "InverseModel":
         """Read a file written by :meth:`save`; with ``grid``, refuse a model trained on another grid."""
-        path = Path(path)
-        if not path.is_file():
-            raise CorelossError(f"model file not found: {path}")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise CorelossError(f"{path} is not a coreloss inverse model ({exc.__class__.__name__})") from exc
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise CorelossError(f"{path} is not a coreloss inverse model (format {FORMAT!r} expected)")
-        require_keys(blob, _KEYS, f"{path}: coreloss inverse model")
-        names = cls._get_param_names()
-        params = {k: v for k, v in json.loads(blob["params"]).items() if k in names}
-        for k in ("hidden", "snrs", "augment"):
-            if k in params:
-                params[k] = tuple(params[k])
-        model_grid = EnergyGrid.from_dict(json.loads(blob["grid"]))
-        if grid is not None and not model_grid.matches(grid):
-            raise CorelossError(f"model {path} was trained on grid {model_grid.to_dict()}, not "
-                                f"{grid.to_dict()}; resample the spectra to the model's grid")
-        obj = cls(grid=model_grid, **params)
-        obj.training_fwhm_ = obj.training_fwhm
-        obj.metadata = json.loads(blob["metadata"])
-        obj.conventions_ = SpectralConventions.of_model(obj)
-        a = {k: v.numpy() for k, v in blob["arrays"].items()}
-        obj.x_mean_, obj.y_mean_, obj.y_std_ = a["x_mean"], a["y_mean"], a["y_std"]
-        obj.x_scale_, obj.calibration_ = float(blob["x_scale"]), a["calibration"]
-        obj.ood_ = PCAOutlierScore.from_state({k[4:]: v for k, v in a.items() if k.startswith("ood_")})
-        obj.onset_mean_, obj.onset_std_ = (float(v) for v in a.get("onset_norm", (0.0, 1.0)))
-        if "comb_flag_mask" in a and "lat_ref" in a:  # else: a model from before the combined score
-            obj.latent_ = LatentKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("lat_")})
-            obj.combined_ood_ = CombinedOOD.from_state({k[5:]: v for k, v in a.items() if k.startswith("comb_")})
-        ens = dict(blob["ensemble"])
-        ens["net_kwargs"] = json.loads(ens["net_kwargs"])
-        obj.ensemble_ = DeepEnsemble.from_state({**ens, "weights": blob["weights"]})
-        obj.metadata = json.loads(blob["metadata"])
-        obj.label_names = list(obj.metadata.get("label_names", LABEL_NAMES))
-        obj.label_units = list(obj.metadata.get("label_units", obj.label_units))
-        return obj
+        return inverse_from_blob(cls, load_blob(path, FORMAT, _KEYS, "coreloss inverse model"), path, grid)
 
 
 def _envelope(X) -> dict:
