@@ -169,3 +169,19 @@ def test_sticks_to_spectrum_cuts_basis_artefacts():
     assert np.all(inten >= 0) and energy[np.argmax(inten)] == pytest.approx(540.0, abs=0.06)
     # the highest computed state bounds the window too
     assert sticks_to_spectrum(e, f, 530.0, 545.0)[2:] == (545.0, 2)
+
+
+def test_ghosts_in_voids_change_the_spectrum_only(two_sites):
+    eng, a, b = two_sites  # ghosts on (the default)
+    assert eng.params["ghost_min_distance"] > 0
+    assert a.provenance["ghosts"]["n"] > 0 and b.provenance["ghosts"]["n"] == 0  # open vs dense
+    off = get_engine("gpaw-lcao", **FAST, ghost_min_distance=0).compute_sites(cristobalite(), [2])[0]
+    assert off.provenance["ghosts"] == {"n": 0, "element": "H", "used_in": "half-core-hole spectrum",
+                                        "rule": "off"}
+    # labels come from the ghost-free ground state and XCH: identical
+    for k in ("excitation_energy", "mulliken_charge", "bop"):
+        assert off.labels[k] == pytest.approx(a.labels[k], abs=1e-6)
+    cos = float(np.dot(a.aligned(), off.aligned()) / np.linalg.norm(a.aligned()) / np.linalg.norm(off.aligned()))
+    assert cos < 0.9999  # the spectrum does change
+    with pytest.raises(CorelossError, match="ghost_min_distance"):
+        get_engine("gpaw-lcao", ghost_min_distance=-1)

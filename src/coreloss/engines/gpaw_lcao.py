@@ -18,6 +18,15 @@ Per O site, ``scheme``:
   from the one holding the excited electron up). Cheaper, further from the half-core-hole
   plane-wave reference (docs/engines.md).
 
+Open frameworks (zeolite cages, the channels of quartz) hold diffuse final states that atom-centred
+functions cannot represent. With ``ghost_min_distance`` > 0 the half-core-hole calculation carries
+ghost atoms (GPAW setup ``'ghost'``: the ``ghost_element``'s basis functions, no nucleus, no
+electrons) at the void centres of the supercell (:func:`coreloss.engines._voids.void_centres`:
+points >= ``ghost_min_distance`` Å from every atom, >= ``ghost_min_separation`` Å apart). They
+touch the spectrum only: the ground state (Mulliken charges, BOP) and the XCH Delta-KS energy are
+computed without them, so the labels keep one definition for every structure
+(benchmarks/bench_lcao_ghosts.py; BENCHMARKS.md "Ghost functions in voids").
+
 LCAO states far above the first transition are artefacts of the finite basis: sticks more than
 ``empty_cut_ev`` above the first transition are dropped; the limit reached is recorded
 (``spectrum_max_eV``). Sticks are Voigt-broadened on a uniform absolute energy axis (eV).
@@ -32,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from coreloss.engines._supercell import make_supercell
+from coreloss.engines._voids import void_centres
 from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.engines.gpaw import (_calc, _import_gpaw, gpaw_atoms, gpaw_version, log_file, populations,
                                    total_energy)
@@ -78,11 +88,23 @@ def xch_state(atoms, index: int, spinpol: bool = False, setup: str = "fch1s", **
     return total_energy(atoms), atoms.calc
 
 
-def hch_state(atoms, index: int, setup: str = "hch1s", **calc_kw):
-    """Half core hole on ``index`` (neutral, spin-paired; transition potential); returns the calc."""
+def with_ghosts(atoms, positions, element: str = "H"):
+    """``atoms`` + ghost atoms of ``element`` at ``positions`` (Å): ``(atoms, {index: 'ghost'})``."""
+    from ase import Atoms
+
+    if len(positions) == 0:
+        return atoms, {}
+    n = len(atoms)
+    out = atoms + Atoms(element * len(positions), positions=positions, cell=atoms.cell, pbc=atoms.pbc)
+    return out, {n + k: "ghost" for k in range(len(positions))}
+
+
+def hch_state(atoms, index: int, setup: str = "hch1s", ghosts: dict | None = None, **calc_kw):
+    """Half core hole on ``index`` (neutral, spin-paired; transition potential); returns the calc.
+    ``ghosts``: ``{atom index: 'ghost'}`` of ghost atoms already in ``atoms`` (:func:`with_ghosts`)."""
     atoms = atoms.copy()
     atoms.set_initial_magnetic_moments(None)
-    atoms.calc = _calc(setups={index: setup}, **calc_kw)
+    atoms.calc = _calc(setups={index: setup, **(ghosts or {})}, **calc_kw)
     atoms.get_potential_energy()
     return atoms.calc
 
@@ -129,7 +151,9 @@ class GPAWLCAOEngine(Engine):
     electron; against GPAW's default 1e-4 on alpha-quartz: Delta-KS 2e-4 eV, spectrum cosine
     0.9999999, ~15 % less time; benchmarks/bench_lcao_speedups.py); empty_cut_ev: sticks kept up to this many eV above the first transition; min_image_distance:
     Å between periodic images of the excited O; gaussian_fwhm, lorentzian_fwhm: Voigt broadening
-    (eV); de: output axis step (eV); log_dir: folder for GPAW text logs (default: silent).
+    (eV); de: output axis step (eV); ghost_min_distance, ghost_min_separation (Å; 0 turns ghosts
+    off), ghost_element: ghost basis functions in the voids for the spectrum (module docstring);
+    log_dir: folder for GPAW text logs (default: silent).
     """
 
     name = "gpaw-lcao"
@@ -141,11 +165,15 @@ class GPAWLCAOEngine(Engine):
                  xch_spinpol: bool = False, empty_cut_ev: float = 28.0,
                  min_image_distance: float = 8.0, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, maxiter: int = 300,
-                 scf_density: float = 1e-3, log_dir: str | None = None):
+                 scf_density: float = 1e-3, ghost_min_distance: float = 2.0,
+                 ghost_min_separation: float = 2.5, ghost_element: str = "H", log_dir: str | None = None):
         if scheme not in SCHEMES:
             raise CorelossError(f"gpaw-lcao engine: scheme must be one of {SCHEMES}, not {scheme!r}")
         if not (h > 0 and empty_cut_ev > 0 and min_image_distance > 0 and scf_density > 0):
             raise CorelossError("gpaw-lcao engine: h, empty_cut_ev, min_image_distance and scf_density must be > 0")
+        if ghost_min_distance < 0 or (ghost_min_distance > 0 and ghost_min_separation <= 0):
+            raise CorelossError("gpaw-lcao engine: ghost_min_distance must be >= 0 (0: no ghosts) and "
+                                "ghost_min_separation > 0")
         # per site: XCH (spin-polarised, ~2-2.5 ground states) plus hch (~1)
         self.site_cost = (1.0 + (2.0 if xch_spinpol else 1.0)) if scheme == "hch+xch" else 2.3
         self.sites_per_task = 6  # ~30 min of work at most in flight per worker (72 atoms)
@@ -153,7 +181,10 @@ class GPAWLCAOEngine(Engine):
                          xch_spinpol=bool(xch_spinpol), empty_cut_ev=float(empty_cut_ev),
                          min_image_distance=float(min_image_distance),
                          gaussian_fwhm=float(gaussian_fwhm), lorentzian_fwhm=float(lorentzian_fwhm),
-                         de=float(de), maxiter=int(maxiter), scf_density=float(scf_density), log_dir=log_dir)
+                         de=float(de), maxiter=int(maxiter), scf_density=float(scf_density),
+                         ghost_min_distance=float(ghost_min_distance),
+                         ghost_min_separation=float(ghost_min_separation), ghost_element=str(ghost_element),
+                         log_dir=log_dir)
 
     @property
     def version(self) -> str:
@@ -169,8 +200,6 @@ class GPAWLCAOEngine(Engine):
         return ("fch1s",) if self.params["scheme"] == "xch" else ("hch1s", "fch1s")
 
     def compute_sites(self, structure, site_indices: Sequence[int]) -> list[SiteResult | EngineError]:
-        from pymatgen.io.ase import AseAtomsAdaptor
-
         from coreloss.engines import gpaw_basis, gpaw_setups
 
         _import_gpaw()
@@ -179,11 +208,16 @@ class GPAWLCAOEngine(Engine):
             return []
         p = self.params
         setup_dir = gpaw_setups.activate(self._core_holes(), p["xc"])
-        bases = gpaw_basis.ensure_bases([s.specie.symbol for s in structure], p["basis"],
+        ghost_on = p["ghost_min_distance"] > 0 and p["scheme"] == "hch+xch"  # only the hch spectrum
+        bases = gpaw_basis.ensure_bases([s.specie.symbol for s in structure]
+                                        + ([p["ghost_element"]] if ghost_on else []), p["basis"],
                                         self._core_holes(), p["xc"])
         sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
         atoms = gpaw_atoms(sc)
+        voids = (void_centres(sc, p["ghost_min_distance"], p["ghost_min_separation"]) if ghost_on
+                 else np.zeros((0, 3)))
+        ghosted = with_ghosts(atoms, voids, p["ghost_element"])  # (atoms + ghosts, their setups)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             e_gs, charges, pops, valence = lcao_ground_state(atoms, **self._kw("ground_state"))
@@ -207,17 +241,20 @@ class GPAWLCAOEngine(Engine):
                                     "lorentzian_fwhm_eV": p["lorentzian_fwhm"]},
                      "energy_reference": "Delta-KS excitation energy at the first transition",
                      "mulliken_basis": p["basis"],
+                     "ghosts": {"n": len(voids), "element": p["ghost_element"], "used_in": "half-core-hole spectrum",
+                                "rule": f"void centres >= {p['ghost_min_distance']} A from every atom, "
+                                        f">= {p['ghost_min_separation']} A apart" if ghost_on else "off"},
                      "units": {"energy": "eV", "mulliken_charge": "e", "bop": "e"}})
         out: list[SiteResult | EngineError] = []
         for i in sites:
             try:
-                out.append(self._site(sc, atoms, i, i * n_cells, e_gs, charges, pops, t_gs, base))
+                out.append(self._site(sc, atoms, ghosted, i, i * n_cells, e_gs, charges, pops, t_gs, base))
             except Exception as exc:  # noqa: BLE001 - one failed site never stops the others
                 out.append(EngineError(f"gpaw-lcao site {i}: {type(exc).__name__}: {exc}"
                                        .replace("\n", " ")))
         return out
 
-    def _site(self, sc, atoms, i, j, e_gs, charges, pops, t_gs, base) -> SiteResult:
+    def _site(self, sc, atoms, ghosted, i, j, e_gs, charges, pops, t_gs, base) -> SiteResult:
         from coreloss.sites import first_shell
 
         p = self.params
@@ -230,7 +267,7 @@ class GPAWLCAOEngine(Engine):
             e_st, f_st, e_top = xas_sticks(calc, j, dks, include_excited=p["xch_spinpol"])
         else:
             t0, c0 = time.perf_counter(), time.process_time()
-            calc = hch_state(atoms, j, **self._kw(f"hch_{i}"))
+            calc = hch_state(ghosted[0], j, ghosts=ghosted[1], **self._kw(f"hch_{i}"))
             timings["hch_s"], cpu["hch_s"] = time.perf_counter() - t0, time.process_time() - c0
             e_st, f_st, e_top = xas_sticks(calc, j, dks)
         energy, inten, e_max, n_kept = sticks_to_spectrum(e_st, f_st, dks, e_top, p["empty_cut_ev"],
