@@ -119,6 +119,7 @@ def engine_site(engine: str, params: dict, record: dict, site: int) -> dict:
         rec = {"energy": r.energy.tolist(), "intensity": r.intensity.tolist(), "onset": r.onset,
                "labels": r.labels, "wall_s": wall, "load_avg_1min": os.getloadavg()[0],
                "timings_s": r.provenance.get("timings_s"),
+               "cpu_timings_s": r.provenance.get("cpu_timings_s"), "ghosts": r.provenance.get("ghosts"),
                "supercell_atoms": r.provenance.get("supercell_atoms"),
                "empty_reach_eV": r.provenance.get("empty_reach_eV")}
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
