@@ -22,10 +22,11 @@ Open frameworks (zeolite cages, the channels of quartz) hold diffuse final state
 functions cannot represent. With ``ghost_min_distance`` > 0 the half-core-hole calculation carries
 ghost atoms (GPAW setup ``'ghost'``: the ``ghost_element``'s basis functions, no nucleus, no
 electrons) at the void centres of the supercell (:func:`coreloss.engines._voids.void_centres`:
-points >= ``ghost_min_distance`` Å from every atom, >= ``ghost_min_separation`` Å apart). They
-touch the spectrum only: the ground state (Mulliken charges, BOP) and the XCH Delta-KS energy are
-computed without them, so the labels keep one definition for every structure
-(benchmarks/bench_lcao_ghosts.py; BENCHMARKS.md "Ghost functions in voids").
+points >= ``ghost_min_distance`` Å from every atom, >= ``ghost_min_separation`` Å apart). The
+ghosts are part of the basis of every SCF of the structure (ground state, XCH, half core hole):
+they bring the spectra and the Delta-KS polymorph shift closer to plane waves
+(benchmarks/bench_lcao_ghosts.py; BENCHMARKS.md "Ghost functions in voids"); Mulliken
+charges and BOP are those of the real atoms (the ghosts hold ~0.01 e).
 
 LCAO states far above the first transition are artefacts of the finite basis: sticks more than
 ``empty_cut_ev`` above the first transition are dropped; the limit reached is recorded
@@ -57,16 +58,18 @@ SCHEMES = ("xch", "hch+xch")
 PAIRED_XCH_OFFSET_EV = 9.06
 
 
-def lcao_ground_state(atoms, **calc_kw):
-    """Spin-paired LCAO ground state: ``(E_gs eV incl. reference energy, charges, pops, valence)``."""
+def lcao_ground_state(atoms, ghosts: dict | None = None, **calc_kw):
+    """Spin-paired LCAO ground state: ``(E_gs eV incl. reference energy, charges, pops, valence)``
+    (per atom, ghosts included: a ghost's charge is minus the population its functions hold)."""
     atoms = atoms.copy()
     atoms.set_initial_magnetic_moments(None)
-    atoms.calc = _calc(**calc_kw)
+    atoms.calc = _calc(**({"setups": dict(ghosts)} if ghosts else {}), **calc_kw)
     e = total_energy(atoms)
     return (e, *populations(atoms.calc))
 
 
-def xch_state(atoms, index: int, spinpol: bool = False, setup: str = "fch1s", **calc_kw):
+def xch_state(atoms, index: int, spinpol: bool = False, setup: str = "fch1s", ghosts: dict | None = None,
+              **calc_kw):
     """Full core hole on ``index``, excited electron kept (``charge=-1``); returns ``(E eV, calc)``.
 
     Spin-paired by default (the electron half-fills the lowest empty level of both spins);
@@ -84,7 +87,7 @@ def xch_state(atoms, index: int, spinpol: bool = False, setup: str = "fch1s", **
     else:
         atoms.set_initial_magnetic_moments(None)
         extra = {"occupations": FermiDirac(0.0)}
-    atoms.calc = _calc(charge=-1, setups={index: setup}, **extra, **calc_kw)
+    atoms.calc = _calc(charge=-1, setups={index: setup, **(ghosts or {})}, **extra, **calc_kw)
     return total_energy(atoms), atoms.calc
 
 
@@ -152,7 +155,7 @@ class GPAWLCAOEngine(Engine):
     0.9999999, ~15 % less time; benchmarks/bench_lcao_speedups.py); empty_cut_ev: sticks kept up to this many eV above the first transition; min_image_distance:
     Å between periodic images of the excited O; gaussian_fwhm, lorentzian_fwhm: Voigt broadening
     (eV); de: output axis step (eV); ghost_min_distance, ghost_min_separation (Å; 0 turns ghosts
-    off), ghost_element: ghost basis functions in the voids for the spectrum (module docstring);
+    off), ghost_element: ghost basis functions in the voids (module docstring);
     log_dir: folder for GPAW text logs (default: silent).
     """
 
@@ -208,25 +211,25 @@ class GPAWLCAOEngine(Engine):
             return []
         p = self.params
         setup_dir = gpaw_setups.activate(self._core_holes(), p["xc"])
-        ghost_on = p["ghost_min_distance"] > 0 and p["scheme"] == "hch+xch"  # only the hch spectrum
+        ghost_on = p["ghost_min_distance"] > 0
         bases = gpaw_basis.ensure_bases([s.specie.symbol for s in structure]
                                         + ([p["ghost_element"]] if ghost_on else []), p["basis"],
                                         self._core_holes(), p["xc"])
         sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
         n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        atoms = gpaw_atoms(sc)
         voids = (void_centres(sc, p["ghost_min_distance"], p["ghost_min_separation"]) if ghost_on
                  else np.zeros((0, 3)))
-        ghosted = with_ghosts(atoms, voids, p["ghost_element"])  # (atoms + ghosts, their setups)
+        # ghost atoms are appended after the supercell's atoms: atom indices stay those of ``sc``
+        atoms, ghosts = with_ghosts(gpaw_atoms(sc), voids, p["ghost_element"])
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            e_gs, charges, pops, valence = lcao_ground_state(atoms, **self._kw("ground_state"))
+            e_gs, charges, pops, valence = lcao_ground_state(atoms, ghosts, **self._kw("ground_state"))
         except Exception as exc:  # SCF failure etc.: every site of this structure fails
             msg = f"gpaw-lcao ground state failed: {type(exc).__name__}: {exc}".replace("\n", " ")
             return [EngineError(msg) for _ in sites]
         t_gs = (time.perf_counter() - t0, time.process_time() - c0)
         base = self.provenance()
-        base.update({"supercell_matrix": np.diag(scale).tolist(), "supercell_atoms": len(atoms),
+        base.update({"supercell_matrix": np.diag(scale).tolist(), "supercell_atoms": len(sc),
                      "setups": {"excited": list(self._core_holes()), "others": "gpaw-data standard",
                                 "cache": str(setup_dir)},
                      "bases": bases, "kpts": "Gamma (supercell)", "nbands": "nao (all LCAO states)",
@@ -241,33 +244,33 @@ class GPAWLCAOEngine(Engine):
                                     "lorentzian_fwhm_eV": p["lorentzian_fwhm"]},
                      "energy_reference": "Delta-KS excitation energy at the first transition",
                      "mulliken_basis": p["basis"],
-                     "ghosts": {"n": len(voids), "element": p["ghost_element"], "used_in": "half-core-hole spectrum",
+                     "ghosts": {"n": len(voids), "element": p["ghost_element"], "used_in": "every SCF (basis)",
                                 "rule": f"void centres >= {p['ghost_min_distance']} A from every atom, "
                                         f">= {p['ghost_min_separation']} A apart" if ghost_on else "off"},
                      "units": {"energy": "eV", "mulliken_charge": "e", "bop": "e"}})
         out: list[SiteResult | EngineError] = []
         for i in sites:
             try:
-                out.append(self._site(sc, atoms, ghosted, i, i * n_cells, e_gs, charges, pops, t_gs, base))
+                out.append(self._site(sc, atoms, ghosts, i, i * n_cells, e_gs, charges, pops, t_gs, base))
             except Exception as exc:  # noqa: BLE001 - one failed site never stops the others
                 out.append(EngineError(f"gpaw-lcao site {i}: {type(exc).__name__}: {exc}"
                                        .replace("\n", " ")))
         return out
 
-    def _site(self, sc, atoms, ghosted, i, j, e_gs, charges, pops, t_gs, base) -> SiteResult:
+    def _site(self, sc, atoms, ghosts, i, j, e_gs, charges, pops, t_gs, base) -> SiteResult:
         from coreloss.sites import first_shell
 
         p = self.params
         timings, cpu = {"ground_state_s": t_gs[0]}, {"ground_state_s": t_gs[1]}
         t0, c0 = time.perf_counter(), time.process_time()
-        e_x, calc = xch_state(atoms, j, p["xch_spinpol"], **self._kw(f"xch_{i}"))
+        e_x, calc = xch_state(atoms, j, p["xch_spinpol"], ghosts=ghosts, **self._kw(f"xch_{i}"))
         timings["xch_s"], cpu["xch_s"] = time.perf_counter() - t0, time.process_time() - c0
         dks = e_x - e_gs - (0.0 if p["xch_spinpol"] else PAIRED_XCH_OFFSET_EV)
         if p["scheme"] == "xch":
             e_st, f_st, e_top = xas_sticks(calc, j, dks, include_excited=p["xch_spinpol"])
         else:
             t0, c0 = time.perf_counter(), time.process_time()
-            calc = hch_state(ghosted[0], j, ghosts=ghosted[1], **self._kw(f"hch_{i}"))
+            calc = hch_state(atoms, j, ghosts=ghosts, **self._kw(f"hch_{i}"))
             timings["hch_s"], cpu["hch_s"] = time.perf_counter() - t0, time.process_time() - c0
             e_st, f_st, e_top = xas_sticks(calc, j, dks)
         energy, inten, e_max, n_kept = sticks_to_spectrum(e_st, f_st, dks, e_top, p["empty_cut_ev"],
