@@ -21,7 +21,7 @@ SITES = [("ref-alpha-quartz", [1]), ("ref-stishovite", [2]), ("zeo-CHA", [12]),
          ("pyxtal-lt_cristobalite", None), ("chgnet-quartz-900K", None), ("ref-coesite", None)]
 
 #: structures whose plane-wave Delta-KS excitation energy is computed (quartz -> stishovite shift)
-DELTA_KS = ("ref-alpha-quartz", "ref-stishovite")
+DELTA_KS = ("ref-alpha-quartz", "ref-stishovite", "zeo-CHA", "chgnet-quartz-900K")
 
 EXC = 5  # index of excitation_energy in coreloss.labels.LABEL_NAMES
 

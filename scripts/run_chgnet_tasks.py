@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default="datasets/chgnet_structures")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no new task after this time")
     args = ap.parse_args(argv)
-    zeo = any(t.startswith("relax-zeo") for t in args.tasks)
+    zeo = any("zeo" in t for t in args.tasks)  # relax-zeo-*, md-zeo-*
     parents, zeolites = diverse.default_parents(zeolites=zeo)
 
     def wanted(tid: str) -> bool:

@@ -48,6 +48,13 @@ def test_plan_order_ids_and_groups():
     assert {t.params["pressure_gpa"] for t in tasks if t.kind == "pressure"} == {5, 10, 20, 30, 40}
     only = dv.plan(parents, kinds=("amorphous",))
     assert {t.params.get("density") for t in only} >= {2.2, 3.6}
+    # zeolites: relaxations smallest first, MD snapshots of the smallest after their relaxation
+    from coreloss.structures.record import StructureRecord
+    zeo = [StructureRecord(f"zeo-Z{n:02d}", alpha_quartz(), "zeose", "", {}) for n in range(12)]
+    zids = [t.id for t in dv.plan(dict(parents), zeo)]
+    md_zeo = [i for i in zids if i.startswith("md-zeo-")]
+    assert len(md_zeo) == dv.N_MD_ZEOLITES and md_zeo[0] == "md-zeo-Z00-600K"
+    assert zids.index("md-zeo-Z00-600K") > zids.index("relax-zeo-Z11")
     assert all(t.parent == t.params["relax_of"] for t in only if "relax_of" in t.params)
 
 

@@ -8,7 +8,8 @@ Kinds (run order: :func:`plan`; most valuable first, so that a partial run is al
                 supercell with perpendicular widths >= 8 Å (:func:`md_supercell`);
 * ``amorphous`` melt-quench cells (72 atoms) at 2.2 g/cm3 and densified (3.0, 3.6 g/cm3), from a random
                 packing or from a quartz network scaled to the density;
-* ``zeolite``   IZA frameworks relaxed with CHGNet, smallest primitive cell first.
+* ``zeolite``   IZA frameworks relaxed with CHGNet, smallest primitive cell first; MD snapshots
+                (``md`` kind, 600 K) of the :data:`N_MD_ZEOLITES` smallest relaxed frameworks.
 
 Every finished task is one ``<task id>.json.gz`` in a cache folder (written atomically), so an
 interrupted run resumes where it stopped. Records carry provenance in ``meta``: generator, CHGNet
@@ -60,6 +61,9 @@ N_SIO2_AMORPHOUS = 24                                   # 72 atoms
 FMAX, RELAX_STEPS = 0.05, 600
 MELT_MSD_MIN = 1.0                                      # A^2: a crystal start below this did not melt
 N_EARLY_ZEOLITES = 12                                   # smallest frameworks, run after 1200 K MD
+# thermal snapshots of the smallest relaxed frameworks (a relaxation keeps the idealised symmetry,
+# linear Si-O-Si included; MD breaks it): two snapshots at this temperature each
+N_MD_ZEOLITES, ZEOLITE_MD_K = 10, 600.0
 
 
 @dataclass
@@ -125,6 +129,10 @@ def plan(parents: dict[str, Structure], zeolites: list[StructureRecord] = (),
         parents.setdefault(rec.id, rec.structure)
         tasks.append((3.2 if k < N_EARLY_ZEOLITES else 7, Task(f"relax-{rec.id}", "zeolite", rec.id,
                               {"pressure_gpa": 0.0, "fmax": FMAX, "steps": RELAX_STEPS})))
+        if k < N_MD_ZEOLITES:  # starts from relax-<id> once that ran (_relaxed_parent)
+            tasks.append((3.3, Task(f"md-{rec.id}-{_fmt(ZEOLITE_MD_K)}K", "md", rec.id, {
+                "temperature_k": ZEOLITE_MD_K, "seed": 0, "equil_steps": 100, "interval": 50,
+                "n_snapshots": 2, "timestep_fs": 2.0, "min_image_distance": 8.0})))
     ordered = [t for _, t in sorted(tasks, key=lambda x: x[0])]
     return [t for t in ordered if t.kind in kinds]
 
