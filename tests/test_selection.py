@@ -162,3 +162,19 @@ def test_dataset_build_with_budget_resumes_and_extends(tmp_path):
     with pytest.raises(CorelossError):
         build_dataset(tmp_path / "x.h5", sset, engine="test_dataset:ToyEngine", workers=0, budget=0)
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_structure_whose_site_analysis_fails_is_left_out(monkeypatch):
+    import coreloss.sites as sites
+
+    real = sites.o_sites
+
+    def flaky(structure, *a, **k):
+        if structure.density > 4.0:  # the stishovite cell
+            raise CorelossError("periodic Voronoi tessellation did not converge")
+        return real(structure, *a, **k)
+
+    monkeypatch.setattr(sites, "o_sites", flaky)
+    with pytest.warns(UserWarning, match="stish: site analysis failed"):
+        sel = select_sites(_records(), 3)
+    assert "stish" not in {sid for sid, _ in sel.picks} and sel.n_candidates == 5

@@ -95,13 +95,24 @@ def farthest_point_order(X: np.ndarray, n: int, done: np.ndarray | None = None,
 
 
 def candidate_sites(records) -> list[tuple[str, int, str]]:
-    """``[(structure_id, site_index, group)]``: the symmetry-unique O sites of StructureRecords."""
+    """``[(structure_id, site_index, group)]``: the symmetry-unique O sites of StructureRecords.
+
+    A structure whose site analysis fails is left out with a warning (one bad record never stops
+    a build; the build itself records it as failed if it is ever computed)."""
+    import warnings
+
     from coreloss.sites import o_sites
 
     out = []
     for r in records:
         group = str(r.meta.get("group") or r.id)
-        out += [(r.id, int(s.index), group) for s in o_sites(r.structure)]
+        try:
+            sites = o_sites(r.structure)
+        except CorelossError as exc:
+            warnings.warn(f"{r.id}: site analysis failed ({exc}); left out of the budgeted selection",
+                          stacklevel=2)
+            continue
+        out += [(r.id, int(s.index), group) for s in sites]
     return out
 
 
