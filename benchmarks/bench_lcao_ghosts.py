@@ -30,49 +30,30 @@ OUT = ROOT / "benchmarks" / "results" / "lcao_ghosts.jsonl"
 import numpy as np  # noqa: E402
 
 
+def _kw(h: float = 0.25) -> dict:
+    return dict(mode="lcao", basis="tzdp", h=h, xc="PBE", kpts=(1, 1, 1), maxiter=300, nbands="nao",
+                convergence={"density": 1e-3}, txt=None)
+
+
 def hch_with_ghosts(sc, j: int, ghosts: np.ndarray, ghost: str, h: float = 0.25):
-    """Half-core-hole LCAO calc of supercell ``sc`` (pymatgen) excited at ``j``, ghost atoms appended."""
-    from ase import Atoms
-
+    """The engine's half-core-hole calc of supercell ``sc`` (pymatgen) excited at ``j``, ghosts appended."""
     from coreloss.engines.gpaw import gpaw_atoms
-    from coreloss.engines.gpaw_lcao import _calc
+    from coreloss.engines.gpaw_lcao import hch_state, with_ghosts
 
-    atoms = gpaw_atoms(sc)
-    n = len(atoms)
-    if len(ghosts):
-        atoms = atoms + Atoms(ghost * len(ghosts), positions=ghosts, cell=atoms.cell, pbc=True)
-    setups = {j: "hch1s", **{n + k: "ghost" for k in range(len(ghosts))}}
-    atoms.calc = _calc(mode="lcao", basis="tzdp", h=h, xc="PBE", kpts=(1, 1, 1), maxiter=300,
-                       nbands="nao", convergence={"density": 1e-3}, txt=None, setups=setups)
-    atoms.get_potential_energy()
-    return atoms.calc
+    atoms, gsetups = with_ghosts(gpaw_atoms(sc), ghosts, ghost)
+    return hch_state(atoms, j, ghosts=gsetups, **_kw(h))
 
 
 def energies_with_ghosts(sc, j: int, ghosts: np.ndarray, ghost: str, h: float = 0.25) -> dict:
     """Ground state and spin-paired XCH (the engine's Delta-KS recipe) with the ghosts in both."""
-    from ase import Atoms
-
     from coreloss.engines.gpaw import gpaw_atoms
-    from coreloss.engines.gpaw_lcao import PAIRED_XCH_OFFSET_EV, lcao_ground_state, xch_state
+    from coreloss.engines.gpaw_lcao import PAIRED_XCH_OFFSET_EV, lcao_ground_state, with_ghosts, xch_state
 
-    atoms = gpaw_atoms(sc)
-    n = len(atoms)
-    if len(ghosts):
-        atoms = atoms + Atoms(ghost * len(ghosts), positions=ghosts, cell=atoms.cell, pbc=True)
-    gh = {n + k: "ghost" for k in range(len(ghosts))}
-    kw = dict(mode="lcao", basis="tzdp", h=h, xc="PBE", kpts=(1, 1, 1), maxiter=300, nbands="nao",
-              convergence={"density": 1e-3}, txt=None)
+    atoms, gsetups = with_ghosts(gpaw_atoms(sc), ghosts, ghost)
     c0 = time.process_time()
-    e_gs, charges, *_ = lcao_ground_state(atoms, setups=gh, **kw) if gh else lcao_ground_state(atoms, **kw)
+    e_gs, charges, *_ = lcao_ground_state(atoms, gsetups, **_kw(h))
     c1 = time.process_time()
-    # xch_state sets setups={j: 'fch1s'}; ghosts need the merged dict, so build the calc here
-    from gpaw import FermiDirac
-
-    from coreloss.engines.gpaw import _calc, total_energy
-    a = atoms.copy()
-    a.set_initial_magnetic_moments(None)
-    a.calc = _calc(charge=-1, setups={j: "fch1s", **gh}, occupations=FermiDirac(0.0), **kw)
-    e_x = total_energy(a)
+    e_x, _ = xch_state(atoms, j, False, ghosts=gsetups, **_kw(h))
     c2 = time.process_time()
     return {"dks_eV": e_x - e_gs - PAIRED_XCH_OFFSET_EV, "q_O": float(charges[j]),
             "gs_cpu_s": round(c1 - c0, 1), "xch_cpu_s": round(c2 - c1, 1)}
