@@ -49,6 +49,24 @@ def _result(sid="ref-stishovite", structure=None):
     return compute_structure(PeakEngine(), rec.to_dict(), DEFAULT_GRID, only_sites=[2])
 
 
+def test_coesite_72_atom_cell():
+    """The committed coesite reference is a 72-atom cell the engines run as it is (widths >= 8 Å)."""
+    from bench_pw_reference import coesite_72
+
+    from coreloss.engines._supercell import supercell_scaling
+    from coreloss.sites import o_sites
+
+    rec = coesite_72("test")
+    assert len(rec.structure) == 72 and supercell_scaling(rec.structure.lattice, 8.0) == (1, 1, 1)
+    assert rec.structure.composition.reduced_formula == "SiO2"
+    assert abs(rec.structure.volume - 3 * reference.coesite().volume / 2) < 1e-6
+    angles = {s.index: s.labels()["bond_angle"] for s in o_sites(rec.structure)}
+    chosen = prs.sites_for("ref-coesite", rec.structure)
+    assert [round(angles[i], 1) for i in chosen] == [180.0, 136.9]
+    committed = {r.id: r for r in load_structures(ROOT / "datasets" / "sio2_pw_reference.structures.json")}
+    assert len(committed["ref-coesite"].structure) == 72
+
+
 def test_sites_for_rules():
     assert prs.sites_for("ref-stishovite", reference.stishovite()) == [2]
     # coesite: the 180 deg site (16) and the smallest Si-O-Si angle (40, 136.9 deg)
