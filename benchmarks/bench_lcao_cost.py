@@ -58,13 +58,22 @@ def from_dataset(path: Path) -> dict:
                                     **{k: float(np.median([r[k] for r in sel if r["atoms"] == n and r[k] is not None]))
                                        for k in ("ground_state_s", "site_s", "xch_s", "hch_s")}}
                                 for n in sizes}
-        if len(sizes) >= 2:
-            n = np.array([r["atoms"] for r in sel], float)
-            out["fit"][kind] = {}
-            for what in ("ground_state_s", "site_s"):
-                pw, loga = np.polyfit(np.log(n / 100.0), np.log([r[what] for r in sel]), 1)
-                out["fit"][kind][what] = {"exponent": float(pw), "seconds_at_100_atoms": float(np.exp(loga))}
+        fit = _power_laws([{**r, "supercell_atoms": r["atoms"]} for r in sel], ("ground_state_s", "site_s"))
+        if fit:
+            out["fit"][kind] = fit
     return out
+
+
+def _power_laws(rows: list, keys) -> dict:
+    """Fit ``seconds = a * (N / 100) ** p`` to each key over rows with ``supercell_atoms`` N."""
+    if len({v["supercell_atoms"] for v in rows}) < 2:
+        return {}
+    n = np.array([v["supercell_atoms"] for v in rows], float)
+    fit = {}
+    for what in keys:
+        p, loga = np.polyfit(np.log(n / 100.0), np.log([v[what] for v in rows]), 1)
+        fit[what] = {"exponent": float(p), "seconds_at_100_atoms": float(np.exp(loga))}
+    return fit
 
 
 def main(argv=None):
@@ -106,12 +115,15 @@ def main(argv=None):
         if isinstance(r, Exception):
             res["per_structure"][key] = {"id": sid, "error": str(r), "wall_s": wall}
         else:
-            t = r.provenance["timings_s"]
+            t, c = r.provenance["timings_s"], r.provenance.get("cpu_timings_s") or {}
             res["per_structure"][key] = {
                 "id": sid, "params": params, "supercell_atoms": r.provenance["supercell_atoms"],
                 "ground_state_s": t["ground_state_s"],
                 "site_s": sum(v for k, v in t.items() if k != "ground_state_s"),
-                "wall_s": wall, "load_avg_1min": os.getloadavg()[0], "timings_s": t}
+                "wall_s": wall, "load_avg_1min": os.getloadavg()[0], "timings_s": t,
+                "cpu_timings_s": c, "ghosts": (r.provenance.get("ghosts") or {}).get("n"),
+                "cpu_ground_state_s": c.get("ground_state_s"),
+                "cpu_site_s": sum(v for k, v in c.items() if k != "ground_state_s") if c else None}
         print(json.dumps(res["per_structure"][key]), flush=True)
         OUT.write_text(json.dumps(res, indent=1))
     fid = OUT.parent / "fidelity_sites.json"  # default-engine runs of bench_lcao_fidelity.py
@@ -126,14 +138,14 @@ def main(argv=None):
                     "site_s": sum(x for k, x in t.items() if k != "ground_state_s"),
                     "wall_s": v["wall_s"], "load_avg_1min": v.get("load_avg_1min") or float("nan"),
                     "timings_s": t, "source": "benchmarks/results/fidelity_sites.json"}
+                c = v.get("cpu_timings_s") or {}
+                if c:
+                    res["per_structure"][f"{sid} (fidelity run)"].update(
+                        cpu_timings_s=c, cpu_ground_state_s=c["ground_state_s"],
+                        cpu_site_s=sum(x for k, x in c.items() if k != "ground_state_s"))
     ok = [v for v in res["per_structure"].values() if "error" not in v and not v["params"]]
-    if len(ok) >= 2:
-        n = np.array([v["supercell_atoms"] for v in ok], float)
-        fit = {}
-        for what in ("ground_state_s", "site_s"):
-            p, loga = np.polyfit(np.log(n / 100.0), np.log([v[what] for v in ok]), 1)
-            fit[what] = {"exponent": float(p), "seconds_at_100_atoms": float(np.exp(loga))}
-        res["fit"] = fit
+    res["fit"] = _power_laws(ok, ("ground_state_s", "site_s"))
+    res["fit_cpu"] = _power_laws([v for v in ok if v.get("cpu_site_s")], ("cpu_ground_state_s", "cpu_site_s"))
     res["command"] = "benchmarks/bench_lcao_cost.py " + " ".join(argv or sys.argv[1:])
     res["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                       "note": "shared 2-core machine: other jobs ran at the same time (see "
