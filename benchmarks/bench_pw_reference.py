@@ -37,7 +37,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from pw_reference_set import (DELTA_KS, SITES, ReferencePaths, assemble_reference,  # noqa: E402
+from pw_reference_set import (DELTA_KS, GLASS, SITES, ReferencePaths, assemble_reference,  # noqa: E402
                               check_not_training, record_timing, seed_parts, sites_for,
                               sites_with_dks)
 
@@ -71,7 +71,22 @@ def make_structures(snapshot=None) -> list:
             coesite_72(src)]
     default = {r.id: r for r in load_structures(default_set_path())}
     recs += [default["zeo-CHA"], default["pyxtal-lt_cristobalite"]]
-    return recs + ([snapshot] if snapshot is not None else [])
+    return recs + ([snapshot] if snapshot is not None else []) + [glass_record()]
+
+
+def glass_record():
+    """The amorphous reference cell (:data:`pw_reference_set.GLASS`) from the committed CHGNet cache."""
+    from pymatgen.core import Structure
+
+    from coreloss.structures.diverse import _cache_read
+    from coreloss.structures.record import StructureRecord
+
+    doc = _cache_read(ROOT / "datasets" / "chgnet_structures", GLASS)
+    rec = doc["records"][0]
+    return StructureRecord(GLASS, Structure.from_dict(rec["structure"]), "chgnet-amorphous",
+                           "CHGNet: B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)",
+                           {**rec["meta"], "task": doc["task"], "chgnet_version": doc.get("chgnet_version"),
+                            "why": "refused by the structure checks (one 3-fold Si): in no training set"})
 
 
 def coesite_72(src: str):

@@ -16,9 +16,14 @@ import numpy as np
 
 from coreloss.errors import CorelossError
 
+#: the amorphous cell: a CHGNet melt-quench glass the structure checks refuse (one 3-fold Si), so
+#: it is in no training set; its O sites are ordinary glass sites (docs/structures.md)
+GLASS = "amo-2p2gcc-q3ps-s2-cell"
+
 #: (structure id, O site indices) in the order they are computed; None: chosen by :func:`sites_for`
 SITES = [("ref-alpha-quartz", [1]), ("ref-stishovite", [2]), ("zeo-CHA", [12]),
-         ("pyxtal-lt_cristobalite", None), ("chgnet-quartz-900K", None), ("ref-coesite", None)]
+         ("pyxtal-lt_cristobalite", None), ("chgnet-quartz-900K", None), ("ref-coesite", None),
+         (GLASS, None)]
 
 #: structures whose plane-wave Delta-KS excitation energy is computed (quartz -> stishovite shift)
 DELTA_KS = ("ref-alpha-quartz", "ref-stishovite", "zeo-CHA", "chgnet-quartz-900K")
@@ -38,7 +43,8 @@ class ReferencePaths:
 
 def sites_for(sid: str, structure) -> list[int]:
     """Chosen O sites: the listed ones, else the first unique O site; coesite: the 180 deg site and
-    the one with the smallest Si-O-Si angle; the snapshot: the O with the smallest angle."""
+    the one with the smallest Si-O-Si angle; the snapshot: the O with the smallest angle; a glass
+    (``amo-``): :func:`typical_glass_site`."""
     from coreloss.sites import o_sites
 
     listed = dict(SITES).get(sid)
@@ -50,9 +56,23 @@ def sites_for(sid: str, structure) -> list[int]:
     by_angle = sorted(sites, key=lambda s: s.labels()["bond_angle"])
     if sid.endswith("coesite"):
         return sorted({by_angle[0].index, by_angle[-1].index})
+    if sid.startswith("amo-"):
+        return [typical_glass_site(sites)]
     if sid.startswith("chgnet-"):
         return [by_angle[0].index]
     return [sites[0].index]
+
+
+def typical_glass_site(sites) -> int:
+    """Index of the O bridging two 4-fold Si whose Si-O-Si angle is nearest the median of such O."""
+    from collections import Counter
+
+    si_cn = Counter(j for s in sites for j, _ in s.neighbors)
+    ok = [s for s in sites if s.coordination == 2 and all(si_cn[j] == 4 for j, _ in s.neighbors)]
+    if not ok:
+        raise CorelossError("no O bridging two 4-fold Si")
+    median = float(np.median([s.labels()["bond_angle"] for s in ok]))
+    return min(ok, key=lambda s: abs(s.labels()["bond_angle"] - median)).index
 
 
 def check_not_training(records, training_path: Path) -> None:

@@ -147,3 +147,24 @@ def test_committed_reference_state():
         keys |= {(part["structure_id"], int(r["site_index"])) for r in part["sites"]}
     assert {("ref-alpha-quartz", 1), ("ref-stishovite", 2), ("zeo-CHA", 12)} <= keys
     assert set(read_table(ROOT / "datasets" / "sio2_pw_reference.h5").rows) == keys
+
+
+def test_glass_reference_site_is_a_typical_bridging_o():
+    """The amorphous reference cell is in no training set; its site bridges two 4-fold Si at an
+    angle near the cell's median."""
+    from collections import Counter
+
+    from coreloss.sites import o_sites
+
+    committed = {r.id: r for r in load_structures(ROOT / "datasets" / "sio2_pw_reference.structures.json")}
+    glass = committed[prs.GLASS].structure
+    sites = o_sites(glass)
+    (chosen,) = prs.sites_for(prs.GLASS, glass)
+    site = next(s for s in sites if s.index == chosen)
+    si_cn = Counter(j for s in sites for j, _ in s.neighbors)
+    assert site.coordination == 2 and all(si_cn[j] == 4 for j, _ in site.neighbors)
+    assert min(si_cn.values()) == 3  # the defect that keeps the cell out of every training set
+    two_fold = [s.labels()["bond_angle"] for s in sites if s.coordination == 2]
+    assert abs(site.labels()["bond_angle"] - np.median(two_fold)) < 5.0
+    train = ROOT / "datasets" / "sio2_gpaw_lcao.structures.json.gz"
+    prs.check_not_training([committed[prs.GLASS]], train)
