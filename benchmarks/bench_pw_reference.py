@@ -223,28 +223,30 @@ def dks(args, paths: ReferencePaths) -> None:
     has_dks = sites_with_dks(paths.parts)  # their own run had Delta-KS (alpha-quartz)
     gpaw_setups.activate(("fch1s",))
     for sid in args.only or DELTA_KS:
-        site = sites_for(sid, records[sid].structure)[0]
-        if f"{sid}#{site}" in out or f"{sid}#{site}" in has_dks:
-            continue
-        eng = _engine(paths, sid)
-        sc, j, _ = make_supercell(records[sid].structure, site, PW_PARAMS["min_image_distance"])
-        atoms = gpaw_atoms(sc)
-        print(f"{time.strftime('%H:%M:%S')} {sid}#{site}: Delta-KS, {len(atoms)} atoms", flush=True)
-        t0, c0, l0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
-        e_gs = ground_state_energy(atoms, **eng._common("ground_state"))
-        t_gs = time.perf_counter() - t0
-        e_fch = dks_excited_energy(atoms, j, "fch1s", **eng._common(f"fch_{site}"))
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        out[f"{sid}#{site}"] = {
-            "E_gs_eV": e_gs, "E_fch_eV": e_fch, "excitation_energy": e_fch - e_gs,
-            "supercell_atoms": len(atoms), "ground_state_wall_s": t_gs, "wall_s": wall, "cpu_s": cpu,
-            "engine_version": eng.version, "parameters": PW_PARAMS,
-            "method": "gpaw.engines.gpaw ground_state_energy / dks_excited_energy (fch1s, charge -1, "
-                      "spin-polarised, fixed magmom 1)", "structures": str(paths.structures.name)}
-        record_timing(TIMINGS, f"dks {sid}#{site}", wall, cpu, l0, os.getloadavg()[0],
-                      supercell_atoms=len(atoms))
-        print(sid, out[f"{sid}#{site}"], flush=True)
-        atomic_write_bytes(DKS_JSON, json.dumps(out, indent=1).encode())
+        e_gs = None  # one ground state per structure, shared by its sites
+        for site in sites_for(sid, records[sid].structure):
+            if f"{sid}#{site}" in out or f"{sid}#{site}" in has_dks:
+                continue
+            eng = _engine(paths, sid)
+            sc, j, _ = make_supercell(records[sid].structure, site, PW_PARAMS["min_image_distance"])
+            atoms = gpaw_atoms(sc)
+            print(f"{time.strftime('%H:%M:%S')} {sid}#{site}: Delta-KS, {len(atoms)} atoms", flush=True)
+            t0, c0, l0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+            if e_gs is None:
+                e_gs = ground_state_energy(atoms, **eng._common("ground_state"))
+            t_gs = time.perf_counter() - t0
+            e_fch = dks_excited_energy(atoms, j, "fch1s", **eng._common(f"fch_{site}"))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            out[f"{sid}#{site}"] = {
+                "E_gs_eV": e_gs, "E_fch_eV": e_fch, "excitation_energy": e_fch - e_gs,
+                "supercell_atoms": len(atoms), "ground_state_wall_s": t_gs, "wall_s": wall, "cpu_s": cpu,
+                "engine_version": eng.version, "parameters": PW_PARAMS,
+                "method": "gpaw.engines.gpaw ground_state_energy / dks_excited_energy (fch1s, charge -1, "
+                          "spin-polarised, fixed magmom 1)", "structures": str(paths.structures.name)}
+            record_timing(TIMINGS, f"dks {sid}#{site}", wall, cpu, l0, os.getloadavg()[0],
+                          supercell_atoms=len(atoms))
+            print(sid, out[f"{sid}#{site}"], flush=True)
+            atomic_write_bytes(DKS_JSON, json.dumps(out, indent=1).encode())
 
 
 def assemble(args, paths: ReferencePaths) -> None:

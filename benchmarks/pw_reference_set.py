@@ -26,7 +26,8 @@ SITES = [("ref-alpha-quartz", [1]), ("ref-stishovite", [2]), ("zeo-CHA", [12]),
          (GLASS, None)]
 
 #: structures whose plane-wave Delta-KS excitation energy is computed (quartz -> stishovite shift)
-DELTA_KS = ("ref-alpha-quartz", "ref-stishovite", "zeo-CHA", "chgnet-quartz-900K")
+DELTA_KS = ("ref-alpha-quartz", "ref-stishovite", "zeo-CHA", "chgnet-quartz-900K",
+            "pyxtal-lt_cristobalite", "ref-coesite", GLASS)
 
 EXC = 5  # index of excitation_energy in coreloss.labels.LABEL_NAMES
 
