@@ -223,11 +223,10 @@ def dks(args, paths: ReferencePaths) -> None:
     has_dks = sites_with_dks(paths.parts)  # their own run had Delta-KS (alpha-quartz)
     gpaw_setups.activate(("fch1s",))
     for sid in args.only or DELTA_KS:
-        e_gs = None  # one ground state per structure, shared by its sites
+        eng, e_gs = _engine(paths, sid), None  # one ground state per structure, shared by its sites
         for site in sites_for(sid, records[sid].structure):
             if f"{sid}#{site}" in out or f"{sid}#{site}" in has_dks:
                 continue
-            eng = _engine(paths, sid)
             sc, j, _ = make_supercell(records[sid].structure, site, PW_PARAMS["min_image_distance"])
             atoms = gpaw_atoms(sc)
             print(f"{time.strftime('%H:%M:%S')} {sid}#{site}: Delta-KS, {len(atoms)} atoms", flush=True)
