@@ -15,18 +15,8 @@ from coreloss.structures import StructureRecord, save_structures  # noqa: E402
 
 from test_engine_gpaw_lcao import FAST, cristobalite, rutile_type  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("private_cache")
+pytestmark = pytest.mark.usefixtures("private_cache", "coarse_eggbox_reference")
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "apply_eggbox_correction.py"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def coarse_converged_reference():
-    from coreloss.engines import _eggbox
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_eggbox, "CONVERGED_H", 0.2)
-    yield
-    mp.undo()
 
 
 def _script():

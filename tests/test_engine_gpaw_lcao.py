@@ -21,7 +21,7 @@ FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
 
 # core-hole setups and bases are generated into a private cache, not the user's
-pytestmark = pytest.mark.usefixtures("private_cache")
+pytestmark = pytest.mark.usefixtures("private_cache", "coarse_eggbox_reference")
 
 
 def cristobalite() -> Structure:
@@ -185,17 +185,6 @@ def test_ghosts_in_voids_are_part_of_the_basis(two_sites):
     assert cos < 0.9999  # the spectrum does change
     with pytest.raises(CorelossError, match="ghost_min_distance"):
         get_engine("gpaw-lcao", ghost_min_distance=-1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def coarse_converged_reference():
-    """The egg-box reference at h 0.2 instead of 0.1 (a constant offset; ~20 s less per module)."""
-    from coreloss.engines import _eggbox
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_eggbox, "CONVERGED_H", 0.2)
-    yield
-    mp.undo()
 
 
 def test_eggbox_correction_removes_the_grid_position_dependence(two_sites):
