@@ -11,10 +11,12 @@ and site times and writes everything to ``benchmarks/results/lcao_cost.json`` (r
 structures are kept).
 
     .venv/bin/python benchmarks/bench_lcao_cost.py --dataset datasets/sio2_gpaw_lcao.h5
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lcao_cost.py --workers-test pyxtal-lt_quartz
 
 instead reads the per-site timings a dataset build recorded (``timings_s``, and ``cpu_timings_s``
 where present: CPU seconds of the worker, the cost on a shared machine), prints them by supercell
 size and fits the same power laws; writes ``benchmarks/results/lcao_cost_dataset.json``.
+``--workers-test ID``: one worker, then two at once, on an otherwise idle machine (``workers_test``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,40 @@ def _power_laws(rows: list, keys) -> dict:
     return fit
 
 
+def _one_site(sid: str, params: dict) -> dict:
+    """The first unique O site of default-set structure ``sid``: wall and CPU seconds of the process."""
+    from coreloss.engines import get_engine
+    from coreloss.sites import o_sites
+    from coreloss.structures import default_set_path, load_structures
+
+    s = next(r for r in load_structures(default_set_path()) if r.id == sid).structure
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = get_engine("gpaw-lcao", **params).compute_sites(s, [o_sites(s)[0].index])[0]
+    if isinstance(r, Exception):
+        raise r
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+            "supercell_atoms": r.provenance["supercell_atoms"], "timings_s": r.provenance["timings_s"]}
+
+
+def workers_test(sid: str, params: dict) -> dict:
+    """One worker alone, then two workers at once (the same site twice, separate processes).
+
+    Meant for an otherwise idle machine (pause other jobs: ``kill -STOP``); the load average
+    before each run is recorded. Throughput ratio = 2 x one-worker wall / two-worker wall."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as ex:  # a fresh process, like a build worker
+        load1 = os.getloadavg()[0]
+        one = ex.submit(_one_site, sid, params).result()
+    with ProcessPoolExecutor(2) as ex:
+        load2 = os.getloadavg()[0]
+        two = [f.result() for f in [ex.submit(_one_site, sid, params) for _ in range(2)]]
+    wall2 = max(t["wall_s"] for t in two)
+    return {"id": sid, "params": params, "one_worker": {**one, "load_avg_before": load1},
+            "two_workers": {"runs": two, "wall_s": wall2, "load_avg_before": load2},
+            "throughput_ratio": 2 * one["wall_s"] / wall2, "cpus": os.cpu_count()}
+
+
 def main(argv=None):
     from coreloss.engines import get_engine
     from coreloss.sites import o_sites
@@ -91,7 +127,18 @@ def main(argv=None):
                     help="structures to run (none: only collect the fidelity runs and fit)")
     ap.add_argument("-p", "--param", nargs="*", default=[], help="engine key=value")
     ap.add_argument("--dataset", type=Path, help="fit the timings recorded by a dataset build instead")
+    ap.add_argument("--workers-test", metavar="ID", help="one vs two workers on this structure's first "
+                    "site (run on an otherwise idle machine)")
     args = ap.parse_args(argv)
+    if args.workers_test:
+        from coreloss.dataset import parse_engine_params
+        res = json.loads(OUT.read_text()) if OUT.is_file() else {"per_structure": {}}
+        res.setdefault("workers_test", []).append(workers_test(args.workers_test,
+                                                               parse_engine_params(args.param)))
+        res["workers_test"][-1]["command"] = "benchmarks/bench_lcao_cost.py " + " ".join(argv or sys.argv[1:])
+        OUT.write_text(json.dumps(res, indent=1))
+        print(json.dumps(res["workers_test"][-1], indent=1))
+        return
     if args.dataset:
         res = from_dataset(args.dataset)
         res["command"] = "benchmarks/bench_lcao_cost.py --dataset " + str(args.dataset)

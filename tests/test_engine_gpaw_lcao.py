@@ -21,7 +21,7 @@ FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
 
 # core-hole setups and bases are generated into a private cache, not the user's
-pytestmark = pytest.mark.usefixtures("private_cache")
+pytestmark = pytest.mark.usefixtures("private_cache", "coarse_eggbox_reference")
 
 
 def cristobalite() -> Structure:
@@ -185,3 +185,27 @@ def test_ghosts_in_voids_are_part_of_the_basis(two_sites):
     assert cos < 0.9999  # the spectrum does change
     with pytest.raises(CorelossError, match="ghost_min_distance"):
         get_engine("gpaw-lcao", ghost_min_distance=-1)
+
+
+def test_eggbox_correction_removes_the_grid_position_dependence(two_sites):
+    """Translating the crystal by half a grid step moves the raw Delta-KS energy (egg-box); the
+    isolated-atom correction takes most of that away."""
+    from coreloss.engines._eggbox import grid_vectors
+
+    eng, a, _ = two_sites
+    p = a.provenance
+    assert p["excitation_energy"].endswith("against h 0.10 A)")
+    assert a.labels["excitation_energy"] == pytest.approx(p["dks_uncorrected_eV"] - p["eggbox_correction_eV"])
+    corr, offset = eng.eggbox(cristobalite(), 2)  # geometry only: the same number
+    assert corr == pytest.approx(p["eggbox_correction_eV"], abs=1e-6) and offset == p["grid_offset"]
+    s = cristobalite()
+    half_step = 0.5 * grid_vectors(s.lattice.matrix, eng.params["h"]).sum(axis=0)
+    s.translate_sites(list(range(len(s))), half_step, frac_coords=False)
+    moved = eng.compute_sites(s, [2])[0]
+    assert not isinstance(moved, Exception), moved
+    raw = abs(moved.provenance["dks_uncorrected_eV"] - p["dks_uncorrected_eV"])
+    corrected = abs(moved.labels["excitation_energy"] - a.labels["excitation_energy"])
+    assert raw > 0.02 and corrected < raw / 3
+    off = get_engine("gpaw-lcao", **FAST, eggbox_correction=False).compute_sites(cristobalite(), [2])[0]
+    assert off.labels["excitation_energy"] == pytest.approx(p["dks_uncorrected_eV"], abs=1e-3)
+    assert off.provenance["eggbox_correction_eV"] == 0.0

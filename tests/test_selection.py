@@ -76,6 +76,25 @@ def test_site_costs_follow_the_engine_cost_model():
     assert sel.cost_aware and "cost-aware" in sel.summary()["rule"]
 
 
+def test_fps_covers_every_group_first():
+    """``groups``: one pick per group before any group gets a second (groups covered by ``done``
+    count as covered), in FPS order; afterwards plain FPS."""
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 5, size=(20, 2)), rng.normal(0, 0.1, size=(3, 2)) + 50,
+                   rng.normal(0, 0.01, size=(2, 2))])
+    groups = np.array(["big"] * 20 + ["far"] * 3 + ["tiny"] * 2)
+    plain, _ = farthest_point_order(X, 3)
+    assert not set(plain) & {23, 24}  # plain FPS spends the picks on the big, spread-out group
+    cover, _ = farthest_point_order(X, 6, groups=groups)
+    assert {groups[i] for i in cover[:3]} == {"big", "far", "tiny"}
+    assert groups[cover[0]] == "far"  # the most unusual group first
+    done = np.zeros(25, bool)
+    done[23] = True  # "tiny" already computed
+    again, _ = farthest_point_order(X, 2, done, groups=groups)
+    assert {groups[i] for i in again} == {"big", "far"}
+    assert farthest_point_order(X, 25, groups=groups)[0].__len__() == 25
+
+
 def test_select_sites_deterministic_extremes_and_tasks():
     recs = _records()
     a, b = select_sites(recs, 3), select_sites(recs, 3)
@@ -106,6 +125,13 @@ def test_budget_plan_keeps_a_structure_in_one_task():
     assert sel.n_candidates == 13 and len(sel.picks) == 5
     assert [t[0]["id"] for t in todo] == ["snap"]  # stishovite's one site is already done
     assert len(todo[0][1]) == 5 and todo[0][1] == sorted(todo[0][1])
+    # covering every structure first: the two sites of a budget of 2 go to two structures
+    recs.append(_records()[-1])  # beta-cristobalite
+    todo, sel = budget_plan(recs, 2, cover_structures=True)
+    assert sorted(t[0]["id"] for t in todo) in (["cristo", "snap"], ["cristo", "stish"], ["snap", "stish"])
+    assert len({t[0]["id"] for t in todo}) == 2 and "one site of every structure" in sel.summary()["rule"]
+    todo, _ = budget_plan(recs, 3, computed=[("stish", 2)], cover_structures=True)
+    assert {t[0]["id"] for t in todo} == {"snap", "cristo"}
 
 
 def test_split_groups_keep_groups_together():

@@ -255,7 +255,7 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
                   checkpoint_seconds: float = 600.0, console=None, budget: int | None = None,
-                  cost_aware: bool = True) -> BuildReport:
+                  cost_aware: bool = True, cover_structures: bool = False) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
@@ -263,7 +263,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     file (default: the embedded default set). ``workers=0`` runs serially in this process.
     ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
     (farthest-point sampling on SOAP; a structure's picked sites stay in one task); ``cost_aware``:
-    weigh each pick by the engine's cost of one site of that structure (value per CPU second).
+    weigh each pick by the engine's cost of one site of that structure (value per CPU second);
+    ``cover_structures``: one site of every structure before a second site of any.
     """
     from rich.console import Console
 
@@ -299,7 +300,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
         if budget is not None:
             from coreloss.selection import budget_plan, site_costs
             costs = site_costs(records, eng) if cost_aware else None
-            todo, selection = budget_plan(records, budget, table.rows, table.failures, costs)
+            todo, selection = budget_plan(records, budget, table.rows, table.failures, costs,
+                                          cover_structures)
             todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
         else:
             todo = _plan(table, records, retry_failed)

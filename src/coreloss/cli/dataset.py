@@ -38,6 +38,9 @@ def build(
     cost_aware: bool = typer.Option(
         True, "--cost-aware/--no-cost-aware", help="With --budget: weigh each pick by the engine's cost "
                                                   "of one site of its structure (more sites per CPU hour)."),
+    cover_structures: bool = typer.Option(
+        False, "--cover-structures", help="With --budget: one site of every structure first, then the "
+                                          "rest (a dataset from many structures, not many sites of a few)."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
@@ -53,7 +56,8 @@ def build(
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
-                           console=console, budget=budget, cost_aware=cost_aware)
+                           console=console, budget=budget, cost_aware=cost_aware,
+                           cover_structures=cover_structures)
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")

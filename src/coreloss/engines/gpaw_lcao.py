@@ -11,7 +11,8 @@ Per O site, ``scheme``:
   Delta-KS excitation energy ``E_xch - E_gs`` (eV). ``xch_spinpol=True``: spin-polarised, magnetic
   moment fixed at 1 (GPAW's Delta-KS recipe); ``False`` (default): spin-paired, half the cost,
   minus the constant :data:`PAIRED_XCH_OFFSET_EV` (site to site it follows the spin-polarised
-  energy within 0.01 eV). The spectrum comes from a half-core-hole (``hch1s``, transition
+  energy within 0.01 eV), minus the egg-box correction of :mod:`coreloss.engines._eggbox` (the
+  excited atom's grid error, up to ~0.25 eV site to site at h 0.25 Å). The spectrum comes from a half-core-hole (``hch1s``, transition
   potential) calculation: O 1s -> empty-state dipole sticks from :class:`gpaw.xas.XAS`, first
   transition placed at the excitation energy;
 * ``"xch"`` (one SCF a site): energy and spectrum from the XCH calculation (its spin-0 states
@@ -41,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
+from coreloss.engines._eggbox import eggbox_correction
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines._voids import void_centres
 from coreloss.engines.base import Engine, EngineError, SiteResult
@@ -155,7 +157,8 @@ class GPAWLCAOEngine(Engine):
     0.9999999, ~15 % less time; benchmarks/bench_lcao_speedups.py); empty_cut_ev: sticks kept up to this many eV above the first transition; min_image_distance:
     Å between periodic images of the excited O; gaussian_fwhm, lorentzian_fwhm: Voigt broadening
     (eV); de: output axis step (eV); ghost_min_distance, ghost_min_separation (Å; 0 turns ghosts
-    off), ghost_element: ghost basis functions in the voids (module docstring);
+    off), ghost_element: ghost basis functions in the voids (module docstring); eggbox_correction:
+    remove the grid (egg-box) error of the excited atom from the Delta-KS energy (:mod:`._eggbox`);
     log_dir: folder for GPAW text logs (default: silent).
     """
 
@@ -169,7 +172,8 @@ class GPAWLCAOEngine(Engine):
                  min_image_distance: float = 8.0, gaussian_fwhm: float = 1.0,
                  lorentzian_fwhm: float = 0.2, de: float = 0.05, maxiter: int = 300,
                  scf_density: float = 1e-3, ghost_min_distance: float = 2.0,
-                 ghost_min_separation: float = 2.5, ghost_element: str = "H", log_dir: str | None = None):
+                 ghost_min_separation: float = 2.5, ghost_element: str = "H", eggbox_correction: bool = True,
+                 log_dir: str | None = None):
         if scheme not in SCHEMES:
             raise CorelossError(f"gpaw-lcao engine: scheme must be one of {SCHEMES}, not {scheme!r}")
         if not (h > 0 and empty_cut_ev > 0 and min_image_distance > 0 and scf_density > 0):
@@ -187,7 +191,7 @@ class GPAWLCAOEngine(Engine):
                          de=float(de), maxiter=int(maxiter), scf_density=float(scf_density),
                          ghost_min_distance=float(ghost_min_distance),
                          ghost_min_separation=float(ghost_min_separation), ghost_element=str(ghost_element),
-                         log_dir=log_dir)
+                         eggbox_correction=bool(eggbox_correction), log_dir=log_dir)
 
     @property
     def version(self) -> str:
@@ -198,6 +202,32 @@ class GPAWLCAOEngine(Engine):
         return {"mode": "lcao", "basis": p["basis"], "h": p["h"], "xc": p["xc"], "kpts": (1, 1, 1),
                 "maxiter": p["maxiter"], "nbands": "nao", "convergence": {"density": p["scf_density"]},
                 "txt": log_file(p["log_dir"], tag)}
+
+    def _cell(self, structure):
+        """``(supercell, scale, n_cells, voids, atoms, ghosts)``: the cell every SCF of ``structure``
+        uses. Site i of ``structure`` is atom ``i * n_cells`` of the supercell and of ``atoms``;
+        ghost atoms (at ``voids``, Å) are appended after the supercell's atoms."""
+        p = self.params
+        sc, _, scale = make_supercell(structure, 0, p["min_image_distance"])
+        voids = (void_centres(sc, p["ghost_min_distance"], p["ghost_min_separation"])
+                 if p["ghost_min_distance"] > 0 else np.zeros((0, 3)))
+        atoms, ghosts = with_ghosts(gpaw_atoms(sc), voids, p["ghost_element"])
+        return sc, scale, int(np.prod(scale)), voids, atoms, ghosts
+
+    def eggbox(self, structure, site_index: int) -> tuple[float, list[float]]:
+        """``(correction eV, sub-grid offset)`` the engine subtracts from the Delta-KS energy of
+        ``site_index`` (geometry only: two SCFs of the isolated atom; :mod:`._eggbox`)."""
+        from coreloss.engines import gpaw_basis, gpaw_setups
+
+        _import_gpaw()
+        structure, (site,) = self.check_sites(structure, [site_index])
+        p = self.params
+        gpaw_setups.activate(self._core_holes(), p["xc"])
+        gpaw_basis.ensure_bases(["O"], p["basis"], self._core_holes(), p["xc"])
+        *_, n_cells, _, atoms, _ = self._cell(structure)
+        j = site * n_cells
+        return eggbox_correction(atoms.cell.array, atoms.positions[j], p["h"], atoms[j].symbol,
+                                 "fch1s", p["basis"], p["xc"])
 
     def _core_holes(self) -> tuple[str, ...]:
         return ("fch1s",) if self.params["scheme"] == "xch" else ("hch1s", "fch1s")
@@ -215,12 +245,7 @@ class GPAWLCAOEngine(Engine):
         bases = gpaw_basis.ensure_bases([s.specie.symbol for s in structure]
                                         + ([p["ghost_element"]] if ghost_on else []), p["basis"],
                                         self._core_holes(), p["xc"])
-        sc, _, scale = make_supercell(structure, sites[0], p["min_image_distance"])
-        n_cells = int(np.prod(scale))  # site i of the cell is atom i * n_cells of the supercell
-        voids = (void_centres(sc, p["ghost_min_distance"], p["ghost_min_separation"]) if ghost_on
-                 else np.zeros((0, 3)))
-        # ghost atoms are appended after the supercell's atoms: atom indices stay those of ``sc``
-        atoms, ghosts = with_ghosts(gpaw_atoms(sc), voids, p["ghost_element"])
+        sc, scale, n_cells, voids, atoms, ghosts = self._cell(structure)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             e_gs, charges, pops, valence = lcao_ground_state(atoms, ghosts, **self._kw("ground_state"))
@@ -237,7 +262,9 @@ class GPAWLCAOEngine(Engine):
                      "excitation_energy": "Delta-KS E(XCH: fch1s, charge -1, "
                      + ("spin-polarised, fixed magmom 1" if p["xch_spinpol"] else
                         f"spin-paired, minus {PAIRED_XCH_OFFSET_EV} eV to the spin-polarised scale")
-                     + ") - E(ground state), both + GPAW reference energies",
+                     + ") - E(ground state), both + GPAW reference energies"
+                     + (", minus the excited atom's egg-box correction (isolated atom at the site's "
+                        "sub-grid offset, against h 0.10 A)" if p["eggbox_correction"] else ""),
                      "spectrum": "XCH final state (fch1s, electron kept)" if p["scheme"] == "xch"
                      else "half core hole (hch1s, transition potential)",
                      "broadening": {"profile": "voigt", "gaussian_fwhm_eV": p["gaussian_fwhm"],
@@ -265,7 +292,14 @@ class GPAWLCAOEngine(Engine):
         t0, c0 = time.perf_counter(), time.process_time()
         e_x, calc = xch_state(atoms, j, p["xch_spinpol"], ghosts=ghosts, **self._kw(f"xch_{i}"))
         timings["xch_s"], cpu["xch_s"] = time.perf_counter() - t0, time.process_time() - c0
-        dks = e_x - e_gs - (0.0 if p["xch_spinpol"] else PAIRED_XCH_OFFSET_EV)
+        dks_raw = e_x - e_gs - (0.0 if p["xch_spinpol"] else PAIRED_XCH_OFFSET_EV)
+        eggbox, offset = 0.0, None
+        if p["eggbox_correction"]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            eggbox, offset = eggbox_correction(atoms.cell.array, atoms.positions[j], p["h"],
+                                               atoms[j].symbol, "fch1s", p["basis"], p["xc"])
+            timings["eggbox_s"], cpu["eggbox_s"] = time.perf_counter() - t0, time.process_time() - c0
+        dks = dks_raw - eggbox
         if p["scheme"] == "xch":
             e_st, f_st, e_top = xas_sticks(calc, j, dks, include_excited=p["xch_spinpol"])
         else:
@@ -281,6 +315,7 @@ class GPAWLCAOEngine(Engine):
         prov.update({"timings_s": timings, "cpu_timings_s": cpu, "supercell_index": j, "first_shell": shell,
                      "spectrum_max_eV": e_max, "highest_state_eV": e_top,
                      "empty_reach_eV": e_max - dks, "E_gs_eV": e_gs, "E_xch_eV": e_x,
+                     "dks_uncorrected_eV": dks_raw, "eggbox_correction_eV": eggbox, "grid_offset": offset,
                      "n_sticks": n_kept})
         return SiteResult(i, energy, inten, onset_energy(energy, inten),
                           {"mulliken_charge": float(charges[j]), "bop": bop,
