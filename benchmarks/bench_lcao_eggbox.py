@@ -72,14 +72,14 @@ def crystal() -> dict:
     _prepare()
     eng = get_engine("gpaw-lcao")
     out = {}
-    for name, site in (("alpha_quartz", None), ("stishovite", None)):
+    for name in ("alpha_quartz", "stishovite"):
         s0 = getattr(reference, name)()
         site = next(i for i, x in enumerate(s0) if x.specie.symbol == "O")
+        steps = grid_vectors(eng._cell(s0)[4].cell.array, eng.params["h"])  # the supercell's grid
         rows = []
         for off in ((0, 0, 0), (0.5, 0.5, 0.5), (0.25, 0.5, 0.0)):
             s = s0.copy()
-            sc, scale, n_cells, _, atoms, ghosts = eng._cell(s)
-            shift = np.asarray(off) @ grid_vectors(atoms.cell.array, eng.params["h"])
+            shift = np.asarray(off) @ steps
             s.translate_sites(list(range(len(s))), shift, frac_coords=False, to_unit_cell=True)
             sc, scale, n_cells, _, atoms, ghosts = eng._cell(s)
             j = site * n_cells

@@ -38,6 +38,7 @@ def correct_table(table, params: dict, log=print) -> int:
     from pymatgen.core import Structure
 
     from coreloss.engines import get_engine
+    from coreloss.engines._eggbox import PROVENANCE_NOTE
 
     engine = get_engine("gpaw-lcao", **{**params, "eggbox_correction": True})
     todo = [k for k, r in table.rows.items() if not _corrected(r)]
@@ -56,9 +57,7 @@ def correct_table(table, params: dict, log=print) -> int:
         eng = row["info"]["engine"]
         eng.update(dks_uncorrected_eV=raw, eggbox_correction_eV=corr, grid_offset=offset,
                    eggbox_applied="scripts/apply_eggbox_correction.py (after the SCFs, same rule)")
-        eng["excitation_energy"] = eng.get("excitation_energy", "") + (
-            ", minus the excited atom's egg-box correction (isolated atom at the site's sub-grid "
-            "offset, against h 0.10 A)")
+        eng["excitation_energy"] = eng.get("excitation_energy", "") + ", " + PROVENANCE_NOTE
         eng["parameters"] = {**(eng.get("parameters") or {}), "eggbox_correction": True}
         if n % 10 == 0 or n == len(todo):
             log(f"{n}/{len(todo)} sites corrected ({time.perf_counter() - t0:.0f} s)")

@@ -29,6 +29,9 @@ from coreloss.fileio import atomic_write_bytes
 BOX_WIDTH = 8.0
 #: Å: grid spacing of the converged reference (the atomic difference moves < 0.005 eV below 0.12)
 CONVERGED_H = 0.10
+#: how the correction is named in a site's provenance (``excitation_energy`` definition)
+PROVENANCE_NOTE = ("minus the excited atom's egg-box correction (isolated atom at the site's "
+                   f"sub-grid offset, against h {CONVERGED_H:.2f} A)")
 
 
 def grid_vectors(cell, h: float) -> np.ndarray:

@@ -42,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
+from coreloss.engines._eggbox import PROVENANCE_NOTE as EGGBOX_NOTE
 from coreloss.engines._eggbox import eggbox_correction
 from coreloss.engines._supercell import make_supercell
 from coreloss.engines._voids import void_centres
@@ -263,8 +264,7 @@ class GPAWLCAOEngine(Engine):
                      + ("spin-polarised, fixed magmom 1" if p["xch_spinpol"] else
                         f"spin-paired, minus {PAIRED_XCH_OFFSET_EV} eV to the spin-polarised scale")
                      + ") - E(ground state), both + GPAW reference energies"
-                     + (", minus the excited atom's egg-box correction (isolated atom at the site's "
-                        "sub-grid offset, against h 0.10 A)" if p["eggbox_correction"] else ""),
+                     + (", " + EGGBOX_NOTE if p["eggbox_correction"] else ""),
                      "spectrum": "XCH final state (fch1s, electron kept)" if p["scheme"] == "xch"
                      else "half core hole (hch1s, transition potential)",
                      "broadening": {"profile": "voigt", "gaussian_fwhm_eV": p["gaussian_fwhm"],
