@@ -164,9 +164,9 @@ class GPAWLCAOEngine(Engine):
     """
 
     name = "gpaw-lcao"
-    #: cost model (Engine.cost): fitted to 36- and 72-atom timings
-    #: (benchmarks/bench_lcao_cost.py: exponent 1.9 per site, 2.2 ground state)
-    cost_exponent = 1.9
+    #: cost model (Engine.cost): CPU seconds of 36-288-atom supercells (benchmarks/bench_lcao_cost.py;
+    #: BENCHMARKS.md "Cost with the current defaults"): exponent 2.04 per site, 2.1 ground state
+    cost_exponent = 2.05
 
     def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
                  xch_spinpol: bool = False, empty_cut_ev: float = 28.0,
