@@ -155,8 +155,9 @@ def main(argv=None):
     recs = {r.id: r for r in load_structures(default_set_path())}
     res = json.loads(OUT.read_text()) if OUT.is_file() else {"per_structure": {}}
     eng = get_engine("gpaw-lcao", **params)
+    physics = {k: v for k, v in params.items() if k != "log_dir"}  # log_dir only keeps GPAW's text logs
     for sid in args.ids:
-        key = f"{sid} {json.dumps(params, sort_keys=True)}"
+        key = f"{sid} {json.dumps(physics, sort_keys=True)}"
         if key in res["per_structure"]:
             continue
         s = recs[sid].structure
@@ -169,7 +170,7 @@ def main(argv=None):
         else:
             t, c = r.provenance["timings_s"], r.provenance.get("cpu_timings_s") or {}
             res["per_structure"][key] = {
-                "id": sid, "params": params, "supercell_atoms": r.provenance["supercell_atoms"],
+                "id": sid, "params": physics, "log_dir": params.get("log_dir"), "supercell_atoms": r.provenance["supercell_atoms"],
                 "ground_state_s": t["ground_state_s"],
                 "site_s": _per_site(t),
                 "wall_s": wall, "load_avg_1min": os.getloadavg()[0], "timings_s": t,

@@ -1,4 +1,4 @@
-"""Multi-fidelity trial (issue 11): does pretraining on xtb spectra help a model trained on DFT spectra?
+"""Multi-fidelity trial (issue 11): does pretraining on, or training with, xtb spectra help a DFT model?
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_multifidelity.py \
         --dft datasets/sio2_gpaw_lcao.h5 --xtb datasets/sio2_xtb_gfn2_v2.h5 [--folds 5]
@@ -8,6 +8,9 @@ snapshots, relaxations and high-pressure cells of one parent stay on one side):
 
 * ``dft``: trained on the DFT training folds only;
 * ``xtb->dft``: the xtb-pretrained model fine-tuned on the same folds (``InverseModel(init=...)``);
+* ``dft+xtb``: one model trained on the DFT training folds together with the xtb sites outside the
+  DFT groups (DFT rows repeated to about half the xtb row count; the xtb electronic labels are
+  masked, so those heads learn from DFT only);
 * ``xtb``: the xtb-pretrained model as it is (zero-shot on DFT spectra; geometric labels only mean
   the same thing across engines, the electronic ones are engine-specific).
 
@@ -58,6 +61,23 @@ def pretrained(xtb, exclude_groups: set, args) -> Path:
     return path
 
 
+def xtb_rows(xtb, exclude_groups: set):
+    """xtb spectra, labels and groups outside the DFT groups; engine-specific labels set to NaN."""
+    g = split_groups(xtb)
+    keep = ~np.isin(g, sorted(exclude_groups))
+    y = xtb.y[keep].copy()
+    y[:, [LABEL_NAMES.index(n) for n in LABEL_NAMES if n not in GEOMETRIC_LABELS]] = np.nan
+    return xtb.X[keep], y, np.char.add("xtb:", g[keep])
+
+
+def joint(X, y, g, Xx, yx, gx):
+    """DFT rows repeated to about half the xtb row count, then the xtb rows (NaN targets are
+    masked out of the loss, so the electronic labels are learned from DFT only)."""
+    rep = max(1, int(round(len(Xx) / (2 * len(X)))))
+    return (np.concatenate([np.repeat(X, rep, 0), Xx]), np.concatenate([np.repeat(y, rep, 0), yx]),
+            np.concatenate([np.repeat(np.asarray(g).astype(str), rep), gx]))
+
+
 def scored(model, ds, idx) -> dict:
     return regression_metrics(ds.y[idx], model.predict(ds.X[idx], grid=ds.grid)[0], LABEL_NAMES)
 
@@ -89,11 +109,16 @@ def main() -> None:
     if min(len(tr) for tr, _ in folds) < 20:
         raise SystemExit(f"error: {len(dft)} DFT sites in {len(np.unique(groups))} groups is too few for "
                          f"{len(folds)}-fold CV (a training fold has < 20 sites)")
+    joint_rows = xtb_rows(xtb, set(groups))
+    makers["dft+xtb"] = makers["dft"]
     pred = {k: np.full(dft.y.shape, np.nan) for k in (*makers, "xtb")}
     zero_shot = InverseModel.load(pre)
     for k, (tr, te) in enumerate(folds):
         for name, make in makers.items():
-            m = make().fit(dft.X[tr], dft.y[tr], groups=groups[tr])
+            X, y, g = (dft.X[tr], dft.y[tr], groups[tr])
+            if name == "dft+xtb":
+                X, y, g = joint(X, y, g, *joint_rows)
+            m = make().fit(X, y, groups=g)
             pred[name][te] = m.predict(dft.X[te], grid=dft.grid)[0]
         pred["xtb"][te] = zero_shot.predict(dft.X[te], grid=dft.grid)[0]
         print(f"fold {k + 1}/{len(folds)} done ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -103,7 +128,8 @@ def main() -> None:
     transfer, on_xtb = {}, {}
     ref = load_dataset(args.reference) if args.reference.is_file() else None
     for name, make in makers.items():
-        m = make().fit(dft.X, dft.y, groups=groups)
+        data = (dft.X, dft.y, groups)
+        m = make().fit(*(joint(*data, *joint_rows) if name == "dft+xtb" else data))
         if ref is not None:
             transfer[name] = evaluate_transfer(m, ref)["metrics"]
         if name == "dft":  # the DFT model on xtb spectra: geometric labels, OOD flags

@@ -345,3 +345,34 @@ def test_build_start_removes_leftover_consolidation_temp(tmp_path):
     _, lock, _ = prepare_output(out, {"engine": "toy"})
     lock.close()
     assert not left.exists() and other.exists()
+
+
+def test_sites_of_another_dataset_computes_exactly_those(tmp_path, capsys, monkeypatch):
+    from coreloss.dataset import dataset_sites
+
+    sset = write_set(tmp_path / "s.json", {"q-p": quartz(1.0, 0.03, 2), "q-a": quartz()})
+    pick = {"q-p": sorted(s.index for s in o_sites(quartz(1.0, 0.03, 2)))[:2]}
+    rep = build_dataset(tmp_path / "a.h5", sset, engine="test_dataset:ToyEngine", workers=0, sites=pick,
+                        sites_source="a hand-made list")
+    a = load_dataset(tmp_path / "a.h5")
+    assert rep.new_sites == 2 and dataset_sites(tmp_path / "a.h5") == pick
+    assert a.provenance["sites"] == "the 2 listed O sites of 1 structures (a hand-made list)"
+    # the same sites with another engine, through the CLI; a rerun computes nothing
+    args = ["dataset", "build", "--engine", "test_dataset:SplitToyEngine", "--workers", "0",
+            "--structures", str(sset), "--out", str(tmp_path / "b.h5"), "--sites-of", str(tmp_path / "a.h5")]
+    code, err = cli(capsys, monkeypatch, *args)
+    assert code == 0, err
+    assert dataset_sites(tmp_path / "b.h5") == pick
+    code, err = cli(capsys, monkeypatch, *args)
+    assert code == 0 and "0 new sites" in err
+    # bad inputs: one line, nothing written
+    (tmp_path / "notes.h5").write_text("not a dataset")
+    for extra, msg in ((["--sites-of", str(tmp_path / "notes.h5")], "not a coreloss dataset"),
+                       (["--sites-of", str(tmp_path / "a.h5"), "--budget", "3"], "not both")):
+        code, err = cli(capsys, monkeypatch, "dataset", "build", "--engine", "test_dataset:ToyEngine",
+                        "--workers", "0", "--structures", str(sset), "--out", str(tmp_path / "c.h5"), *extra)
+        assert code == 1 and msg in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "c.h5").exists()
+    with pytest.raises(CorelossError, match="not in the structure set"):
+        build_dataset(tmp_path / "d.h5", sset, engine="test_dataset:ToyEngine", workers=0, sites={"nope": [0]})
+

@@ -16,6 +16,7 @@ pytest.importorskip("gpaw", reason="GPAW is not installed (pip install gpaw gpaw
 from coreloss.engines import get_engine  # noqa: E402
 from coreloss.engines import gpaw_basis  # noqa: E402
 from coreloss.errors import CorelossError  # noqa: E402
+from coreloss.engines.gpaw_lcao import spectrum_from_sticks  # noqa: E402
 
 FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
@@ -65,6 +66,17 @@ def test_tiny_lcao_sites(two_sites):
         assert {"ground_state_s", "xch_s"} <= set(p["timings_s"]) == set(p["cpu_timings_s"])
         assert all(v > 0 for v in p["cpu_timings_s"].values())
         assert np.trapezoid(r.aligned(), dx=0.1) == pytest.approx(1.0, rel=1e-6)
+        # the kept sticks are stored, and broadening them again gives the same spectrum
+        st = p["sticks"]
+        assert len(st["energy_eV"]) == len(st["strength"]) == p["n_sticks"] > 0
+        assert min(st["energy_eV"]) == pytest.approx(0.0, abs=1e-3) and max(st["strength"]) == 1.0
+        energy, inten = spectrum_from_sticks(st, e_x, eng.params["gaussian_fwhm"],
+                                             eng.params["lorentzian_fwhm"], eng.params["de"])
+        assert np.allclose(energy, r.energy)
+        diff = np.abs(inten / inten.max() - r.intensity / r.intensity.max())
+        assert diff.max() < 1e-3, diff.max()  # stored energies rounded to 0.1 meV
+        sharp = spectrum_from_sticks(st, e_x, 0.3, 0.2, eng.params["de"])[1]
+        assert sharp.max() / np.trapezoid(sharp) > inten.max() / np.trapezoid(inten)
     # two O environments (twofold linear vs threefold) give different spectra and energies
     cos = float(np.dot(a.aligned(), b.aligned())
                 / np.linalg.norm(a.aligned()) / np.linalg.norm(b.aligned()))

@@ -86,3 +86,22 @@ def test_evaluate_transfer_scores_every_site_geometric_only(work):
     te = test_mask(split_groups(ds), 0.15, 0)
     assert doc["seen_group_sites"] == int((~te).sum()) and "not a strict transfer test" in r.output
     assert [s["seen_group"] for s in doc["sites"]] == (~te).tolist()
+
+
+def test_train_select_chooses_by_group_cv_and_records_it(work, monkeypatch):
+    import coreloss.models.tuning as tuning
+    from coreloss.models.inverse import InverseModel
+
+    monkeypatch.setattr(tuning, "INVERSE_CANDIDATES", [{"hidden": (8,), "dropout": 0.0},
+                                                       {"hidden": (16, 8), "dropout": 0.1}])
+    r = runner.invoke(app, ["train", str(work / "syn.h5"), "--out", str(work / "sel.pt"), "--members", "1",
+                            "--epochs", "3", "--select", "--cv-folds", "2"])
+    assert r.exit_code == 0, r.output
+    m = InverseModel.load(work / "sel.pt")
+    sel = m.metadata["selection"]
+    assert sel["folds"] == 2 and len(sel["candidates"]) == 2
+    best = max(sel["candidates"], key=lambda c: c["score"])["params"]
+    assert list(m.hidden) == best["hidden"] and m.dropout == best["dropout"]
+    r = runner.invoke(app, ["train", str(work / "syn.h5"), "--out", str(work / "sel2.pt"), "--select",
+                            "--cv-folds", "1"])
+    assert r.exit_code != 0 and "--cv-folds" in str(r.exception) and not (work / "sel2.pt").exists()

@@ -37,6 +37,10 @@ def test_quartz_one_site_cn2():
     assert 142 <= s.bond_angle <= 146
     assert set(s.labels()) == {"bond_length", "bond_angle", "voronoi_volume"}
     assert 8.0 < s.voronoi_volume < 20.0
+    fast = o_sites(quartz(), volumes=False)[0]  # orbits and shells only: the same, volume not computed
+    assert (fast.index, fast.multiplicity, fast.bond_length, fast.bond_angle) == (
+        s.index, s.multiplicity, s.bond_length, s.bond_angle)
+    assert np.isnan(fast.voronoi_volume)
 
 
 def test_stishovite_cn3_and_periodic_images():

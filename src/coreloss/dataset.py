@@ -142,6 +142,34 @@ def _plan(table: Table, records, retry_failed: bool) -> list[tuple[dict, list | 
     return todo
 
 
+def _plan_sites(table: Table, records, sites: dict) -> list[tuple[dict, list | None]]:
+    """(record dict, site indices) for the listed sites not yet computed or failed."""
+    seen = set(table.rows) | set(table.failures)
+    todo = []
+    for r in records:
+        want = sorted({int(i) for i in sites.get(r.id, ())} - {i for s, i in seen if s == r.id})
+        if want:
+            todo.append((r.to_dict(), want))
+    return todo
+
+
+def dataset_sites(path) -> dict[str, list[int]]:
+    """``{structure id: [site index]}`` of the O sites a dataset file holds."""
+    import h5py
+
+    from coreloss.dataset_store import is_dataset_file
+
+    if not is_dataset_file(Path(path)):
+        raise CorelossError(f"{path} is not a coreloss dataset file")
+    with h5py.File(path, "r") as f:
+        ids = f["structure_ids"][()].astype(str)
+        idx = f["site_index"][()]
+    out: dict[str, list[int]] = {}
+    for sid, i in zip(ids, idx):
+        out.setdefault(str(sid), []).append(int(i))
+    return out
+
+
 def _executor(workers: int, scheduler: str | None):
     """A dask Client (LocalCluster of single-threaded worker processes unless ``scheduler``)."""
     import logging
@@ -255,7 +283,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                   ids=None, limit_structures: int | None = None, max_atoms: int | None = None,
                   retry_failed: bool = False, checkpoint_every: int = 50,
                   checkpoint_seconds: float = 600.0, console=None, budget: int | None = None,
-                  cost_aware: bool = True, cover_structures: bool = False) -> BuildReport:
+                  cost_aware: bool = True, cover_structures: bool = False,
+                  sites: dict | None = None, sites_source: str | None = None) -> BuildReport:
     """Compute every unique O site of the selected structures into the dataset file ``out``.
 
     Resumable: re-running with the same engine, parameters and grid continues where a previous
@@ -264,7 +293,10 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     ``budget``: compute only that many more O sites, chosen and ordered by :mod:`coreloss.selection`
     (farthest-point sampling on SOAP; a structure's picked sites stay in one task); ``cost_aware``:
     weigh each pick by the engine's cost of one site of that structure (value per CPU second);
-    ``cover_structures``: one site of every structure before a second site of any.
+    ``cover_structures``: one site of every structure before a second site of any. ``sites``:
+    compute exactly these O sites, ``{structure id: [site index]}`` (e.g. those of another dataset,
+    :func:`dataset_sites`: the same sites with a second engine; ``sites_source`` names them in the
+    provenance).
     """
     from rich.console import Console
 
@@ -284,8 +316,16 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
     if lacking:
         raise CorelossError(f"engine {eng.name!r} does not compute {', '.join(lacking)}; a dataset needs "
                             f"all of {', '.join(ELECTRONIC_LABELS)}")
+    if sites is not None and budget is not None:
+        raise CorelossError("give either a site list (--sites-of) or --budget, not both")
     records = select_structures(load_structures(structures), ids, limit_structures, max_atoms,
                                 eng.params.get("min_image_distance"))
+    if sites is not None:
+        missing = sorted(set(sites) - {r.id for r in records})
+        if missing:
+            raise CorelossError(f"{len(missing)} structure(s) of the site list are not in the structure "
+                                f"set, e.g. {missing[0]!r}; pass the set they come from with --structures")
+        records = [r for r in records if r.id in sites]
     params = _jsonable(eng.params)
     config = {"engine": eng.name, "engine_spec": engine, "parameters": params, "grid": grid.to_dict()}
     pdir, lock, created = prepare_output(out, config)
@@ -303,6 +343,8 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
             todo, selection = budget_plan(records, budget, table.rows, table.failures, costs,
                                           cover_structures)
             todo += _plan(table, [], retry_failed)  # --retry-failed: failed sites again
+        elif sites is not None:
+            todo = _plan_sites(table, records, sites) + _plan(table, [], retry_failed)
         else:
             todo = _plan(table, records, retry_failed)
         prov = {**config, "engine_version": eng.version, "coreloss_version": __version__,
@@ -310,6 +352,9 @@ def build_dataset(out, structures=None, engine: str = "gpaw-lcao", engine_params
                 "units": {**LABEL_UNITS, "X": "1/eV", "energy": "eV", "onset": "eV"},
                 "structure_source": str(structures), "sites": "symmetry-unique O sites (coreloss.sites)",
                 "conventions": SpectralConventions.from_engine(params, grid).to_dict()}
+        if sites is not None:
+            prov["sites"] = (f"the {sum(map(len, sites.values()))} listed O sites of {len(sites)} structures"
+                             + (f" ({sites_source})" if sites_source else ""))
         rank = {k: i for i, k in enumerate(selection.picks)} if selection is not None else None
         todo = split_tasks(todo, eng.sites_per_task, rank)
         if selection is not None:

@@ -198,11 +198,13 @@ def _angle_mean(vectors: list[np.ndarray]) -> float:
     return float(np.mean(angles))
 
 
-def o_sites(structure, symprec: float = SYMPREC) -> list[OSite]:
+def o_sites(structure, symprec: float = SYMPREC, volumes: bool = True) -> list[OSite]:
     """Symmetry-inequivalent O sites of ``structure`` with their geometric labels.
 
     ``structure``: pymatgen Structure (or ASE Atoms), ordered, periodic.
     ``symprec``: spglib distance tolerance in Å (default 0.01; retried at 0.1 on failure).
+    ``volumes=False`` skips the Voronoi volumes (``voronoi_volume`` NaN; about 2/3 of the time)
+    for callers that need only the orbits and first shells.
     Returns one :class:`OSite` per O orbit, ordered by representative index.
     """
     s = _as_structure(structure)
@@ -212,7 +214,7 @@ def o_sites(structure, symprec: float = SYMPREC) -> list[OSite]:
     orbits = [g for g in _orbits(s, symprec) if _symbol(s[g[0]]) == "O"]
     reps = [g[0] for g in orbits]
     shells = _shells(s, reps)
-    volumes = voronoi_volumes(s)
+    volumes = voronoi_volumes(s) if volumes else np.full(len(s), math.nan)
     symbols = [_symbol(site) for site in s]
     out = []
     for group in orbits:

@@ -41,6 +41,9 @@ def build(
     cover_structures: bool = typer.Option(
         False, "--cover-structures", help="With --budget: one site of every structure first, then the "
                                           "rest (a dataset from many structures, not many sites of a few)."),
+    sites_of: Optional[Path] = typer.Option(
+        None, "--sites-of", help="Compute exactly the O sites another dataset holds (e.g. the same sites "
+                                 "with a second engine); pass its structure set with --structures."),
 ):
     """Run every symmetry-unique O site of every structure; re-run the same command to resume."""
     from rich.console import Console
@@ -51,13 +54,21 @@ def build(
     check_output_file(out, "--out")
     console = Console(stderr=True)
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    site_list = None
+    if sites_of is not None:
+        from coreloss.dataset import dataset_sites
+        from coreloss.fileio import check_input_file
+
+        check_input_file(sites_of, "--sites-of")
+        site_list = dataset_sites(sites_of)
     report = build_dataset(out, structures, engine=engine,
                            engine_params=parse_engine_params(engine_param), workers=workers,
                            scheduler=scheduler, grid=parse_grid(grid), ids=id_list,
                            limit_structures=limit_structures, max_atoms=max_atoms,
                            retry_failed=retry_failed, checkpoint_every=checkpoint_every,
                            console=console, budget=budget, cost_aware=cost_aware,
-                           cover_structures=cover_structures)
+                           cover_structures=cover_structures, sites=site_list,
+                           sites_source=None if sites_of is None else f"the sites of {sites_of}")
     for f in report.new_failures[:20]:
         console.print(f"failed {f['structure_id']} site {f['site_index']}: {f['reason']}",
                       soft_wrap=True, markup=False, highlight=False, style="red")

@@ -58,6 +58,10 @@ def train(
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out",
                                                help="Also write the held-out metrics (JSON)."),
     threads: int = typer.Option(1, "--threads", help="Torch threads for training."),
+    select: bool = typer.Option(
+        False, "--select", help="Choose arch, hidden sizes, dropout and weight decay by group k-fold CV "
+        "on the training structures (coreloss.models.tuning; overrides --arch/--hidden)."),
+    cv_folds: int = typer.Option(5, "--cv-folds", help="Folds for --select."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Train the inverse model (deep ensemble) on the training structures of DATA."""
@@ -77,6 +81,8 @@ def train(
     for opt, p in (("--out", out), ("--forward-out", forward_out), ("--metrics-out", metrics_out)):
         if p is not None:
             check_output_file(p, opt)
+    if select and cv_folds < 2:
+        raise CorelossError("--cv-folds must be >= 2")
     if members < 1 or epochs < 1 or forward_epochs < 1 or threads < 1 or not 0 < test_fraction < 1:
         raise CorelossError("--members, --epochs, --forward-epochs, --threads must be >= 1 and "
                             "--test-fraction in (0, 1)")
@@ -95,11 +101,26 @@ def train(
     te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int((~te).sum())} sites of {len(np.unique(ds.structure_ids[~te]))} structures")
+    inverse = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed)
+    selection = None
+    if select:
+        from coreloss.models.tuning import INVERSE_CANDIDATES, best_params, cv_select
+
+        groups = split_groups(ds)
+        sel = cv_select(inverse, INVERSE_CANDIDATES, ds.X[~te], ds.y[~te], groups[~te], n_splits=cv_folds,
+                        progress=lambda i, c, sc: console.print(f"  CV candidate {i + 1}/{len(INVERSE_CANDIDATES)} "
+                                                                 f"{c}: mean R2 {sc:.3f}"))
+        inverse.set_params(**best_params(sel))
+        console.print(f"chosen by {cv_folds}-fold group CV: {best_params(sel)}")
+        selection = {"folds": cv_folds, "score": "mean pooled out-of-fold R2 over labels",
+                     "candidates": [{"params": r["params"], "score": r["score"]} for r in sel]}
     run = train_and_evaluate(
-        ds, InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed),
+        ds, inverse,
         ForwardModel(epochs=forward_epochs, seed=seed) if forward_out else None,
         test_fraction=test_fraction, split_seed=split_seed, include_test=include_test, dataset_path=data,
         progress=_rich_progress(console))
+    if selection is not None:
+        run.inverse.metadata["selection"] = selection
     for name, m in run.inverse.metadata.get("test_metrics", {}).items():
         if m["r2"] is not None:
             console.print(f"  test {name:18s} R2 {m['r2']:.3f}  MAE {m['mae']:.4g}")

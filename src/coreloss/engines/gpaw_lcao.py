@@ -131,20 +131,47 @@ def xas_sticks(calc, index: int, first: float, include_excited: bool = False):
     return np.asarray(energies, float), np.asarray(f_cn).sum(axis=0), float(np.max(xas.eps_kn)) + shift
 
 
+def kept_sticks(e_st, f_st, first: float, e_top: float, empty_cut_ev: float = 28.0):
+    """``(energies, strengths, e_max)``: the sticks at or below ``e_max = min(first + empty_cut_ev,
+    e_top)`` (those above are basis artefacts, or beyond the highest state)."""
+    e_st, f_st = np.asarray(e_st, float), np.asarray(f_st, float)
+    e_max = min(first + empty_cut_ev, e_top)
+    keep = e_st <= e_max
+    return e_st[keep], f_st[keep], e_max
+
+
 def sticks_to_spectrum(e_st, f_st, first: float, e_top: float, empty_cut_ev: float = 28.0,
                        gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2, de: float = 0.05):
     """The engine's one rule from sticks to a spectrum: ``(energy eV, intensity, e_max eV, n_kept)``.
 
-    Sticks above ``e_max = min(first + empty_cut_ev, e_top)`` (basis artefacts, or beyond the
-    highest state) are dropped; the rest are Voigt-broadened (FWHM in eV) on a uniform axis from
-    ``first - 8`` to ``e_max + 5`` eV with step ``de``.
+    The :func:`kept_sticks` are Voigt-broadened (FWHM in eV) on a uniform axis from ``first - 8``
+    to ``e_max + 5`` eV with step ``de``.
     """
-    e_st, f_st = np.asarray(e_st, float), np.asarray(f_st, float)
-    e_max = min(first + empty_cut_ev, e_top)
-    keep = e_st <= e_max
+    e_st, f_st, e_max = kept_sticks(e_st, f_st, first, e_top, empty_cut_ev)
     energy = np.arange(first - 8.0, e_max + 5.0, de)
-    return (energy, broaden_sticks(e_st[keep], f_st[keep], energy, gaussian_fwhm, lorentzian_fwhm),
-            e_max, int(keep.sum()))
+    return (energy, broaden_sticks(e_st, f_st, energy, gaussian_fwhm, lorentzian_fwhm), e_max, len(e_st))
+
+
+def sticks_record(e_st, f_st, first: float, e_top: float, empty_cut_ev: float) -> dict:
+    """The kept sticks of a site as its provenance stores them (energies relative to the first
+    transition, 0.1 meV; strengths relative to the largest, 7 digits), so that the spectrum can be
+    broadened again later (:func:`spectrum_from_sticks`)."""
+    e, f, e_max = kept_sticks(e_st, f_st, first, e_top, empty_cut_ev)
+    scale = float(f.max()) if len(f) and f.max() > 0 else 1.0
+    return {"energy_eV": np.round(e - first, 4).tolist(), "strength": [float(f"{v:.7g}") for v in f / scale],
+            "energy_reference": "first transition (the site's excitation energy)",
+            "strength_units": "relative to the largest stick", "e_max_eV": round(e_max - first, 4)}
+
+
+def spectrum_from_sticks(sticks: dict, first: float, gaussian_fwhm: float = 1.0, lorentzian_fwhm: float = 0.2,
+                         de: float = 0.05):
+    """``(energy eV, intensity)`` of a stored :func:`sticks_record` broadened with other widths
+    (FWHM, eV), on the engine's absolute axis (``first``: the site's excitation energy, eV)."""
+    e = np.asarray(sticks["energy_eV"], float) + first
+    f = np.asarray(sticks["strength"], float)
+    top = first + float(sticks["e_max_eV"])
+    energy, inten, _, _ = sticks_to_spectrum(e, f, first, top, np.inf, gaussian_fwhm, lorentzian_fwhm, de)
+    return energy, inten
 
 
 class GPAWLCAOEngine(Engine):
@@ -164,9 +191,9 @@ class GPAWLCAOEngine(Engine):
     """
 
     name = "gpaw-lcao"
-    #: cost model (Engine.cost): fitted to 36- and 72-atom timings
-    #: (benchmarks/bench_lcao_cost.py: exponent 1.9 per site, 2.2 ground state)
-    cost_exponent = 1.9
+    #: cost model (Engine.cost): CPU seconds of 36-288-atom supercells (benchmarks/bench_lcao_cost.py;
+    #: BENCHMARKS.md "Cost with the current defaults"): exponent 2.04 per site, 2.1 ground state
+    cost_exponent = 2.05
 
     def __init__(self, basis: str = "tzdp", h: float = 0.25, xc: str = "PBE", scheme: str = "hch+xch",
                  xch_spinpol: bool = False, empty_cut_ev: float = 28.0,
@@ -316,7 +343,7 @@ class GPAWLCAOEngine(Engine):
                      "spectrum_max_eV": e_max, "highest_state_eV": e_top,
                      "empty_reach_eV": e_max - dks, "E_gs_eV": e_gs, "E_xch_eV": e_x,
                      "dks_uncorrected_eV": dks_raw, "eggbox_correction_eV": eggbox, "grid_offset": offset,
-                     "n_sticks": n_kept})
+                     "n_sticks": n_kept, "sticks": sticks_record(e_st, f_st, dks, e_top, p["empty_cut_ev"])})
         return SiteResult(i, energy, inten, onset_energy(energy, inten),
                           {"mulliken_charge": float(charges[j]), "bop": bop,
                            "excitation_energy": float(dks)}, prov)
