@@ -16,7 +16,7 @@ pytest.importorskip("gpaw", reason="GPAW is not installed (pip install gpaw gpaw
 from coreloss.engines import get_engine  # noqa: E402
 from coreloss.engines import gpaw_basis  # noqa: E402
 from coreloss.errors import CorelossError  # noqa: E402
-from coreloss.engines.gpaw_lcao import spectrum_from_sticks  # noqa: E402
+from coreloss.engines.gpaw_lcao import rebroadened_spectra, spectrum_from_sticks  # noqa: E402
 
 FAST = dict(basis="dzp", h=0.35, min_image_distance=2.0)
 
@@ -77,6 +77,14 @@ def test_tiny_lcao_sites(two_sites):
         assert diff.max() < 1e-3, diff.max()  # stored energies rounded to 0.1 meV
         sharp = spectrum_from_sticks(st, e_x, 0.3, 0.2, eng.params["de"])[1]
         assert sharp.max() / np.trapezoid(sharp) > inten.max() / np.trapezoid(inten)
+    # dataset rows broadened again from their stored sticks (a row without sticks: NaN)
+    rows = [{"engine": a.provenance}, {"engine": {}}, {"engine": b.provenance}]
+    e_x = [a.labels["excitation_energy"], 0.0, b.labels["excitation_energy"]]
+    X = rebroadened_spectra(rows, e_x, eng.params["gaussian_fwhm"], eng.params["lorentzian_fwhm"])
+    assert np.isnan(X[1]).all() and np.abs(X[0] - a.aligned()).max() < 1e-3 * a.aligned().max()
+    assert np.abs(X[2] - b.aligned()).max() < 1e-3 * b.aligned().max()
+    X_sharp = rebroadened_spectra(rows, e_x, 0.3)
+    assert np.trapezoid(X_sharp[0], dx=0.1) == pytest.approx(1.0, rel=1e-6) and X_sharp[0].max() > X[0].max()
     # two O environments (twofold linear vs threefold) give different spectra and energies
     cos = float(np.dot(a.aligned(), b.aligned())
                 / np.linalg.norm(a.aligned()) / np.linalg.norm(b.aligned()))

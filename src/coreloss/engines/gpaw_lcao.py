@@ -50,7 +50,7 @@ from coreloss.engines.base import Engine, EngineError, SiteResult
 from coreloss.engines.gpaw import (_calc, _import_gpaw, gpaw_atoms, gpaw_version, log_file, populations,
                                    total_energy)
 from coreloss.errors import CorelossError
-from coreloss.spectra import broaden_sticks, onset_energy
+from coreloss.spectra import DEFAULT_GRID, EnergyGrid, align_to_grid, broaden_sticks, onset_energy
 
 SCHEMES = ("xch", "hch+xch")
 
@@ -172,6 +172,20 @@ def spectrum_from_sticks(sticks: dict, first: float, gaussian_fwhm: float = 1.0,
     top = first + float(sticks["e_max_eV"])
     energy, inten, _, _ = sticks_to_spectrum(e, f, first, top, np.inf, gaussian_fwhm, lorentzian_fwhm, de)
     return energy, inten
+
+
+def rebroadened_spectra(site_provenance, excitation_energies, gaussian_fwhm: float,
+                        lorentzian_fwhm: float = 0.2, grid: EnergyGrid = DEFAULT_GRID, de: float = 0.05):
+    """Dataset rows broadened again: onset-aligned, area-normalised spectra ``(n, grid.n)`` (1/eV)
+    from the sticks each row's provenance stores (``Dataset.site_provenance``, the rows' excitation
+    energies in eV), with the engine's onset rule; NaN rows where a site has no stored sticks."""
+    X = np.full((len(site_provenance), grid.n), np.nan)
+    for k, (info, e_x) in enumerate(zip(site_provenance, excitation_energies)):
+        st = ((info or {}).get("engine") or {}).get("sticks")
+        if st:
+            energy, inten = spectrum_from_sticks(st, float(e_x), gaussian_fwhm, lorentzian_fwhm, de)
+            X[k] = align_to_grid(energy, inten, onset_energy(energy, inten), grid)
+    return X
 
 
 class GPAWLCAOEngine(Engine):
