@@ -75,22 +75,21 @@ def select(X, y, groups, grid, args, res) -> dict:
     base = InverseModel(members=args.cv_members, epochs=args.epochs, seed=0, grid=grid)
     sel = cv_select(base, INVERSE_CANDIDATES, X, y, groups, n_splits=args.cv_folds,
                     progress=lambda i, c, s: print(f"  cv candidate {i}: {c} -> mean R2 {s:.3f}", flush=True))
-    chosen = best_params(sel)
+    best = max(sel, key=lambda r: r["score"])
     res["selection"] = {"folds": args.cv_folds, "members": args.cv_members, "candidates": sel,
-                        "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in chosen.items()},
-                        "seconds": time.perf_counter() - t0}
+                        "chosen": best["params"], "seconds": time.perf_counter() - t0}
     print(f"### Parameter selection: group {args.cv_folds}-fold CV on training structures "
           f"({args.cv_members}-member ensembles, {time.perf_counter() - t0:.0f} s)\n")
     print("| arch | hidden | dropout | weight decay | " + " | ".join(SHORT[n] for n in LABEL_NAMES)
           + " | mean R2 |\n|" + "---|" * 11)
     for r in sel:
-        p, mark = r["params"], " (chosen)" if best_params([r]) == chosen else ""
+        p, mark = r["params"], " (chosen)" if r is best else ""
         cells = " | ".join("n/a" if r["pooled"][n]["r2"] is None else f"{r['pooled'][n]['r2']:.3f}"
                            for n in LABEL_NAMES)
         print(f"| {p['arch']} | {p['hidden']} | {p['dropout']} | {p['weight_decay']:g} | {cells} | "
               f"{r['score']:.3f}{mark} |")
     print()
-    return chosen
+    return best_params(sel)
 
 
 def main():

@@ -111,13 +111,12 @@ def main() -> None:
                          f"{len(folds)}-fold CV (a training fold has < 20 sites)")
     joint_rows = xtb_rows(xtb, set(groups))
     makers["dft+xtb"] = makers["dft"]
+    prepare = {"dft+xtb": lambda *data: joint(*data, *joint_rows)}  # others: the DFT rows as they are
     pred = {k: np.full(dft.y.shape, np.nan) for k in (*makers, "xtb")}
     zero_shot = InverseModel.load(pre)
     for k, (tr, te) in enumerate(folds):
         for name, make in makers.items():
-            X, y, g = (dft.X[tr], dft.y[tr], groups[tr])
-            if name == "dft+xtb":
-                X, y, g = joint(X, y, g, *joint_rows)
+            X, y, g = prepare.get(name, lambda *data: data)(dft.X[tr], dft.y[tr], groups[tr])
             m = make().fit(X, y, groups=g)
             pred[name][te] = m.predict(dft.X[te], grid=dft.grid)[0]
         pred["xtb"][te] = zero_shot.predict(dft.X[te], grid=dft.grid)[0]
@@ -128,8 +127,8 @@ def main() -> None:
     transfer, on_xtb = {}, {}
     ref = load_dataset(args.reference) if args.reference.is_file() else None
     for name, make in makers.items():
-        data = (dft.X, dft.y, groups)
-        m = make().fit(*(joint(*data, *joint_rows) if name == "dft+xtb" else data))
+        X, y, g = prepare.get(name, lambda *data: data)(dft.X, dft.y, groups)
+        m = make().fit(X, y, groups=g)
         if ref is not None:
             transfer[name] = evaluate_transfer(m, ref)["metrics"]
         if name == "dft":  # the DFT model on xtb spectra: geometric labels, OOD flags

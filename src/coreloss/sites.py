@@ -214,7 +214,7 @@ def o_sites(structure, symprec: float = SYMPREC, volumes: bool = True) -> list[O
     orbits = [g for g in _orbits(s, symprec) if _symbol(s[g[0]]) == "O"]
     reps = [g[0] for g in orbits]
     shells = _shells(s, reps)
-    volumes = voronoi_volumes(s) if volumes else np.full(len(s), math.nan)
+    vols = voronoi_volumes(s) if volumes else np.full(len(s), math.nan)
     symbols = [_symbol(site) for site in s]
     out = []
     for group in orbits:
@@ -226,7 +226,7 @@ def o_sites(structure, symprec: float = SYMPREC, volumes: bool = True) -> list[O
             coordination=len(shell), neighbors=[(j, round(d, 6)) for j, d, _ in shell],
             bond_length=float(np.mean(dists)) if dists else math.nan,
             bond_angle=_angle_mean([v for _, _, v in shell]),
-            voronoi_volume=float(volumes[rep]),
+            voronoi_volume=float(vols[rep]),
             species=[symbols[j] for j, _, _ in shell]))
     return out
 

@@ -98,7 +98,8 @@ def train(
 
     torch.set_num_threads(threads)
     ds = load_dataset(data)
-    te = np.zeros(len(ds), bool) if include_test else test_mask(split_groups(ds), test_fraction, split_seed)
+    groups = split_groups(ds)
+    te = np.zeros(len(ds), bool) if include_test else test_mask(groups, test_fraction, split_seed)
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int((~te).sum())} sites of {len(np.unique(ds.structure_ids[~te]))} structures")
     inverse = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed)
@@ -106,12 +107,12 @@ def train(
     if select:
         from coreloss.models.tuning import INVERSE_CANDIDATES, best_params, cv_select
 
-        groups = split_groups(ds)
         sel = cv_select(inverse, INVERSE_CANDIDATES, ds.X[~te], ds.y[~te], groups[~te], n_splits=cv_folds,
                         progress=lambda i, c, sc: console.print(f"  CV candidate {i + 1}/{len(INVERSE_CANDIDATES)} "
                                                                  f"{c}: mean R2 {sc:.3f}"))
-        inverse.set_params(**best_params(sel))
-        console.print(f"chosen by {cv_folds}-fold group CV: {best_params(sel)}")
+        chosen = best_params(sel)
+        inverse.set_params(**chosen)
+        console.print(f"chosen by {cv_folds}-fold group CV: {chosen}")
         selection = {"folds": cv_folds, "score": "mean pooled out-of-fold R2 over labels",
                      "candidates": [{"params": r["params"], "score": r["score"]} for r in sel]}
     run = train_and_evaluate(
