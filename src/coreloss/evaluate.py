@@ -97,18 +97,27 @@ def interval_coverage(y_true, mean, std, level: float = 0.95, label_names=LABEL_
     return out
 
 
-def spectrum_metrics(true, pred, grid) -> dict:
-    """Mean cosine similarity, mean MSE ((1/eV)^2) and main-peak position error (eV) of spectra."""
+def spectrum_metrics(true, pred, grid, reference=None) -> dict:
+    """Mean cosine similarity, mean MSE ((1/eV)^2) and main-peak position error (eV) of spectra.
+
+    ``reference`` (one spectrum, e.g. the mean training spectrum) adds ``deviation_r2``: the
+    fraction of the spectra's squared deviation from the reference that ``pred`` explains
+    (1 - sum (true - pred)^2 / sum (true - reference)^2; 0 for predicting the reference itself).
+    """
     from coreloss.spectra import cosine_similarity
 
     true, pred = np.atleast_2d(true), np.atleast_2d(pred)
     e = grid.energies
     dpeak = e[np.argmax(pred, axis=1)] - e[np.argmax(true, axis=1)]
     cos = cosine_similarity(true, pred)
-    return {"cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)),
-            "mse_mean": float(np.mean((true - pred) ** 2)),
-            "peak_abs_error_ev_mean": float(np.mean(np.abs(dpeak))),
-            "peak_abs_error_ev_median": float(np.median(np.abs(dpeak))), "n": int(len(true))}
+    out = {"cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)),
+           "mse_mean": float(np.mean((true - pred) ** 2)),
+           "peak_abs_error_ev_mean": float(np.mean(np.abs(dpeak))),
+           "peak_abs_error_ev_median": float(np.median(np.abs(dpeak))), "n": int(len(true))}
+    if reference is not None:
+        dev = float(np.sum((true - np.asarray(reference, float)) ** 2))
+        out["deviation_r2"] = float(1.0 - np.sum((true - pred) ** 2) / dev) if dev > 0 else None
+    return out
 
 
 def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progress: bool = False) -> dict:
