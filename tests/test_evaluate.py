@@ -62,6 +62,20 @@ def test_spectrum_metrics():
     moved = spectrum_metrics(x, shift(x, 1.0), DEFAULT_GRID)
     assert moved["peak_abs_error_ev_mean"] == pytest.approx(1.0, abs=0.05)
     assert moved["cosine_mean"] < 0.9
+    assert "deviation_r2" not in same
+
+
+def test_spectrum_metrics_deviation_r2():
+    e = DEFAULT_GRID.energies
+    x = np.stack([np.exp(-0.5 * ((e - c) / 1.0) ** 2) for c in (2.0, 3.0, 4.0)])
+    ref = x.mean(axis=0)
+    assert spectrum_metrics(x, x, DEFAULT_GRID, reference=ref)["deviation_r2"] == pytest.approx(1.0)
+    assert spectrum_metrics(x, ref[None].repeat(3, 0), DEFAULT_GRID, reference=ref)["deviation_r2"] == \
+        pytest.approx(0.0, abs=1e-12)
+    half = spectrum_metrics(x, 0.5 * (x + ref), DEFAULT_GRID, reference=ref)["deviation_r2"]
+    assert half == pytest.approx(0.75)  # half the deviation left: 1 - 0.5^2
+    worse = spectrum_metrics(x, shift(x, 2.0), DEFAULT_GRID, reference=ref)["deviation_r2"]
+    assert worse < 0
 
 
 def test_parity_figure(tmp_path):
