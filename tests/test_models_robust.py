@@ -7,7 +7,7 @@ from coreloss.errors import CorelossError
 from coreloss.models.augment import DEGRADATIONS, Augmenter, degrade
 from coreloss.models.bounds import PHYSICAL_BOUNDS, apply_bounds, count_impossible
 from coreloss.models.inverse import InverseModel
-from coreloss.models.ood import calibrate_thresholds
+from coreloss.models.ood import OOD_SCORES, calibrate_thresholds
 from coreloss.models.synthetic import synthetic_dataset
 from coreloss.spectra import DEFAULT_GRID, cosine_similarity, normalise_area, onset_energy
 
@@ -70,7 +70,7 @@ def test_augmented_model_bounds_ood_and_round_trip(data, tmp_path):
     lo = np.array([PHYSICAL_BOUNDS[n][0] for n in model.label_names])
     hi = np.array([PHYSICAL_BOUNDS[n][1] for n in model.label_names])
     assert np.all((full["mean"] >= lo) & (full["mean"] <= hi))
-    assert full["ood_components"].shape == (len(X), 3)
+    assert full["ood_components"].shape == (len(X), len(OOD_SCORES))
     assert full["ood"].mean() < 0.1  # in distribution (training + validation spectra)
     rand = normalise_area(np.random.default_rng(0).random((10, X.shape[1])), 0.1)
     assert model.predict_full(rand)["ood"].all()

@@ -50,7 +50,9 @@ def inverse_blob(model) -> dict:
               **{f"ood_{k}": np.asarray(v, float) for k, v in model.ood_.state().items()},
               **{f"lat_{k}": np.asarray(v, np.float32 if k == "ref" else float)
                  for k, v in model.latent_.state().items()},
-              **{f"comb_{k}": np.asarray(v, float) for k, v in model.combined_ood_.state().items()}}
+              **{f"comb_{k}": np.asarray(v, float) for k, v in model.combined_ood_.state().items()},
+              **({f"skn_{k}": np.asarray(v, float) for k, v in model.spectrum_knn_.state().items()}
+                 if hasattr(model, "spectrum_knn_") else {})}
     ens = model.ensemble_.state()
     return {"format": FORMAT, "metadata": json.dumps(model.metadata), "x_scale": model.x_scale_,
             "params": json.dumps(model.param_record()), "grid": json.dumps(model.grid.to_dict()),
@@ -67,7 +69,7 @@ def inverse_from_blob(cls, blob: dict, path, grid=None):
     from coreloss.conventions import SpectralConventions
     from coreloss.labels import LABEL_NAMES
     from coreloss.models.ensemble import DeepEnsemble
-    from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore
+    from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
     from coreloss.spectra import EnergyGrid
 
     names = cls._get_param_names()
@@ -91,6 +93,8 @@ def inverse_from_blob(cls, blob: dict, path, grid=None):
     if "comb_flag_mask" in a and "lat_ref" in a:  # else: a model from before the combined score
         obj.latent_ = LatentKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("lat_")})
         obj.combined_ood_ = CombinedOOD.from_state({k[5:]: v for k, v in a.items() if k.startswith("comb_")})
+    if "skn_ref" in a:
+        obj.spectrum_knn_ = SpectrumKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("skn_")})
     ens = dict(blob["ensemble"])
     ens["net_kwargs"] = json.loads(ens["net_kwargs"])
     obj.ensemble_ = DeepEnsemble.from_state({**ens, "weights": blob["weights"]})

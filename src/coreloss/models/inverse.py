@@ -34,7 +34,7 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
 from coreloss.models.bounds import apply_bounds, label_range
-from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore
+from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
@@ -226,7 +226,8 @@ class InverseModel(BaseEstimator):
                 c = np.sqrt(np.nanmean(z2, axis=0))
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
         self.fit_ood(X[tr], X[calib_idx], None if onset is None else onset[tr],
-                     None if onset is None else onset[calib_idx])
+                     None if onset is None else onset[calib_idx],
+                     groups_train=None if groups is None else np.asarray(groups).astype(str)[tr])
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -253,21 +254,29 @@ class InverseModel(BaseEstimator):
         }
         return self
 
-    def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None) -> "InverseModel":
-        """(Re)fit the OOD scores: PCA and latent neighbours on ``X_train`` (clean training spectra),
-        thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib``; see
-        :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a trained model."""
+    def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None, groups_train=None) -> "InverseModel":
+        """(Re)fit the OOD scores: PCA, latent and spectrum neighbours on ``X_train`` (clean training
+        spectra), thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib`` (and, for
+        the spectrum neighbours, the training spectra scored leave-group-out when ``groups_train``
+        is given); see :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a
+        trained model."""
         rng = np.random.default_rng(self.seed + 7)
         noisy = Augmenter(self.grid, ("noise",), tuple(self.snrs), noise_kind=self.noise_kind)
         Xn = noisy(X_calib, rng)
         self.ood_ = PCAOutlierScore(quantile=0.999).fit(X_train, Xn)  # leaves the rate to latent_knn
         lat = self.ensemble_.predict_full(self._inputs(X_train, onset_train))["latent"]
         self.latent_ = LatentKNN().fit(lat)
+        self.spectrum_knn_ = SpectrumKNN().fit(X_train, self.grid.step)
         Xc = np.concatenate([X_calib, Xn])
+        s_cal = self.spectrum_knn_.score(Xc)
+        if groups_train is not None and len(np.unique(groups_train)) > 1:
+            s_cal = np.concatenate([s_cal, self.spectrum_knn_.score(X_train, groups_train, groups_train)])
+        s_thr = float(np.quantile(s_cal[np.isfinite(s_cal)], 1.0 - self.ood_target_rate))
         oc = None if onset_calib is None else np.concatenate([onset_calib, onset_calib])
+        self.__dict__.pop("combined_ood_", None)  # components in the order of OOD_SCORES
         comp = self._ood_components(Xc, oc)
         self.combined_ood_ = CombinedOOD.fit(comp, target_rate=self.ood_target_rate,
-                                             fixed={"pca": self.ood_.threshold_})
+                                             fixed={"pca": self.ood_.threshold_, "spectrum_knn": s_thr})
         if getattr(self, "metadata", None):
             self.metadata["ood"] = self._ood_record()
         return self
@@ -278,8 +287,12 @@ class InverseModel(BaseEstimator):
                 "PCA: T2+Q with its own threshold (99.9th percentile of noisy validation spectra); "
                 f"latent_knn: mean distance to the {self.latent_.k} nearest training spectra in the "
                 "ensemble's last hidden layers; its threshold: the quantile of clean + noisy validation "
-                f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; disagreement "
-                "(variance of member means) reported only", "scores": list(c.names),
+                f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; "
+                + (f"spectrum_knn: 1 - mean cosine with the {self.spectrum_knn_.k} most similar training "
+                   f"spectra (smoothed, sigma {self.spectrum_knn_.sigma_ev:g} eV), threshold its "
+                   f"{1 - self.ood_target_rate:.1%} quantile over the validation spectra and the training "
+                   "spectra scored leave-group-out; " if "spectrum_knn" in c.names else "")
+                + "disagreement (variance of member means) reported only", "scores": list(c.names),
                 "flag_scores": list(c.flag_names), "thresholds": c.thresholds_.tolist(),
                 "quantile": c.quantile, "target_rate": c.target_rate,
                 "n_components": int(len(self.ood_.components_))}
@@ -290,16 +303,21 @@ class InverseModel(BaseEstimator):
 
     # -- inference -----------------------------------------------------------------------------
     def _ood_components(self, X, onset=None, full: dict | None = None) -> np.ndarray:
-        """``(n, 3)`` raw scores in the order of :data:`~coreloss.models.ood.OOD_SCORES`."""
+        """``(n, k)`` raw scores in the order of :data:`~coreloss.models.ood.OOD_SCORES` (the first
+        three for a model file from before ``spectrum_knn``)."""
         full = full if full is not None else self.ensemble_.predict_full(self._inputs(X, onset))
         pca, _ = self.ood_.score(X)
         knn = self.latent_.score(full["latent"])
-        return np.stack([pca, full["epistemic"].mean(axis=1), np.where(np.isfinite(pca), knn, np.inf)], axis=1)
+        cols = [pca, full["epistemic"].mean(axis=1), np.where(np.isfinite(pca), knn, np.inf)]
+        names = self.combined_ood_.names if hasattr(self, "combined_ood_") else OOD_SCORES
+        if "spectrum_knn" in names:
+            cols.append(self.spectrum_knn_.score(X))
+        return np.stack(cols, axis=1)
 
     def predict_full(self, X, grid: EnergyGrid | None = None, onset=None, batch_size: int = 16384) -> dict:
         """Everything from one pass: ``mean``, ``std`` (n, 6; bounded, label units), ``clipped``
         (n, 6) bool, ``clipped_sigma`` (n, 6: distance of the raw mean beyond its limit in raw
-        standard deviations), ``ood_score`` (n,), ``ood`` (n,) bool, ``ood_components`` (n, 3)."""
+        standard deviations), ``ood_score`` (n,), ``ood`` (n,) bool, ``ood_components`` (n, k; :data:`~coreloss.models.ood.OOD_SCORES`)."""
         self._check_fitted()
         X = check_spectra(X, self.grid, grid)
         out = {}

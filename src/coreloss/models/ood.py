@@ -5,6 +5,13 @@
 * :class:`LatentKNN` - what the *network* makes of it: mean distance to the ``k`` nearest
   training spectra in the ensemble's learned representation (the members' last hidden layers,
   concatenated and projected on their leading principal components).
+* :class:`SpectrumKNN` - what the *spectrum* is next to, whatever the network learned: one minus
+  the mean cosine similarity with the ``k`` most similar training spectra, all smoothed with a
+  Gaussian (sigma 0.5 eV) so that counting noise does not set the threshold. Its threshold is
+  fixed at fit time: the ``1 - target_rate`` quantile over the clean + noisy validation spectra
+  and every training spectrum scored against the training spectra of the *other* structure
+  groups (leave-group-out), so it rests on all groups, not the few validation ones, and does
+  not move with the network's training run (benchmarks/bench_ood_stability.py).
 * ensemble disagreement - the epistemic variance (variance of the member means, standardised
   units) averaged over labels, computed by the inverse model (reported; not in the flag by
   default: it has a heavy tail on held-out SiO2 structures).
@@ -142,10 +149,62 @@ class LatentKNN:
         return obj
 
 
+class SpectrumKNN:
+    """``1 - mean cosine`` of a smoothed spectrum with its ``k`` most similar smoothed training spectra.
+
+    ``fit(X_train, step)``; ``sigma_ev``: Gaussian smoothing (standard deviation, eV) of every
+    spectrum before the cosine. Scores lie in [0, 2]; a training spectrum against itself scores 0.
+    """
+
+    def __init__(self, k: int = 3, sigma_ev: float = 0.5):
+        self.k, self.sigma_ev = int(k), float(sigma_ev)
+
+    def _unit(self, X) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter1d
+
+        Z = np.asarray(X, float)
+        if self.sigma_ev > 0:
+            Z = gaussian_filter1d(Z, self.sigma_ev / self.step_, axis=1, mode="nearest")
+        return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-30)
+
+    def fit(self, X_train, step: float) -> "SpectrumKNN":
+        """Reference set: the smoothed, unit-norm training spectra (float32); ``step``: grid step, eV."""
+        self.step_ = float(step)
+        self.ref_ = self._unit(X_train).astype(np.float32)
+        return self
+
+    def score(self, X, groups=None, ref_groups=None, batch: int = 4096) -> np.ndarray:
+        """``(n,)`` scores; with ``groups`` (n,) and ``ref_groups`` (reference rows), a spectrum's
+        neighbours exclude the reference spectra of its own group (leave-group-out)."""
+        X = np.atleast_2d(np.asarray(X, float))
+        finite = np.all(np.isfinite(X), axis=1)
+        ref = self.ref_.astype(float)
+        k = min(self.k, len(ref))
+        out = np.empty(len(X))
+        for a in range(0, len(X), batch):
+            c = self._unit(np.where(finite[a:a + batch, None], X[a:a + batch], 0.0)) @ ref.T
+            if groups is not None:
+                same = np.asarray(groups).astype(str)[a:a + batch, None] == np.asarray(ref_groups).astype(str)[None]
+                c[same] = -np.inf
+            out[a:a + batch] = 1.0 - np.partition(c, len(ref) - k, axis=1)[:, len(ref) - k:].mean(axis=1)
+        return np.where(finite & np.isfinite(out), out, np.inf)
+
+    def state(self) -> dict:
+        return {"ref": self.ref_, "k": float(self.k), "sigma_ev": self.sigma_ev, "step": self.step_}
+
+    @classmethod
+    def from_state(cls, st: dict) -> "SpectrumKNN":
+        obj = cls(k=int(np.asarray(st["k"]).item()), sigma_ev=float(np.asarray(st["sigma_ev"]).item()))
+        obj.step_ = float(np.asarray(st["step"]).item())
+        obj.ref_ = np.asarray(st["ref"], np.float32)
+        return obj
+
+
 #: component scores, in this column order, of :meth:`InverseModel.predict_full`'s ``ood_components``
-OOD_SCORES = ("pca", "disagreement", "latent_knn")
+#: (a model file from before ``spectrum_knn`` holds the first three)
+OOD_SCORES = ("pca", "disagreement", "latent_knn", "spectrum_knn")
 #: the components that set the flag by default
-OOD_FLAG_SCORES = ("pca", "latent_knn")
+OOD_FLAG_SCORES = ("pca", "latent_knn", "spectrum_knn")
 
 
 def calibrate_thresholds(scores: np.ndarray, target_rate: float = 0.01,
@@ -208,6 +267,8 @@ class CombinedOOD:
 
     @classmethod
     def from_state(cls, st: dict) -> "CombinedOOD":
+        """Names by position in :data:`OOD_SCORES` (an older file holds fewer scores)."""
         mask = np.asarray(st["flag_mask"], float) > 0.5
-        return cls(OOD_SCORES, st["thresholds"], [n for n, m in zip(OOD_SCORES, mask) if m],
+        names = OOD_SCORES[:len(mask)]
+        return cls(names, st["thresholds"], [n for n, m in zip(names, mask) if m],
                    float(np.asarray(st["quantile"]).item()), float(np.asarray(st["target_rate"]).item()))
