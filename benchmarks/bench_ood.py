@@ -67,7 +67,7 @@ def model_rows(model, X, y, te, grid, fwhm) -> dict:
         full = model.predict_full(Xs)
         r = summarise(full, model.extrapolated(full["mean"]))
         if thr is not None:
-            r["components"] = dict(zip(("pca", "disagreement", "latent_knn"),
+            r["components"] = dict(zip(model.combined_ood_.names,
                                        (full["ood_components"] > thr).mean(axis=0).round(4).tolist()))
         rows[name] = r
         return full

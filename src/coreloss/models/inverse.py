@@ -256,9 +256,9 @@ class InverseModel(BaseEstimator):
 
     def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None, groups_train=None) -> "InverseModel":
         """(Re)fit the OOD scores: PCA, latent and spectrum neighbours on ``X_train`` (clean training
-        spectra), thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib`` (and, for
-        the spectrum neighbours, the training spectra scored leave-group-out when ``groups_train``
-        is given); see :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a
+        spectra), thresholds on clean + noisy (``snrs``) copies of the held-out ``X_calib`` (for the
+        spectrum neighbours also a copy with the training augmentation, and the training spectra
+        scored leave-group-out when ``groups_train`` is given); see :mod:`coreloss.models.ood`. Called by :meth:`fit`; callable again on a
         trained model."""
         rng = np.random.default_rng(self.seed + 7)
         noisy = Augmenter(self.grid, ("noise",), tuple(self.snrs), noise_kind=self.noise_kind)
@@ -268,7 +268,7 @@ class InverseModel(BaseEstimator):
         self.latent_ = LatentKNN().fit(lat)
         self.spectrum_knn_ = SpectrumKNN().fit(X_train, self.grid.step)
         Xc = np.concatenate([X_calib, Xn])
-        s_cal = self.spectrum_knn_.score(Xc)
+        s_cal = self.spectrum_knn_.score(np.concatenate([Xc, self.make_augmenter()(X_calib, rng)]))
         if groups_train is not None and len(np.unique(groups_train)) > 1:
             s_cal = np.concatenate([s_cal, self.spectrum_knn_.score(X_train, groups_train, groups_train)])
         s_thr = float(np.quantile(s_cal[np.isfinite(s_cal)], 1.0 - self.ood_target_rate))
@@ -290,8 +290,8 @@ class InverseModel(BaseEstimator):
                 f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; "
                 + (f"spectrum_knn: 1 - mean cosine with the {self.spectrum_knn_.k} most similar training "
                    f"spectra (smoothed, sigma {self.spectrum_knn_.sigma_ev:g} eV), threshold its "
-                   f"{1 - self.ood_target_rate:.1%} quantile over the validation spectra and the training "
-                   "spectra scored leave-group-out; " if "spectrum_knn" in c.names else "")
+                   f"{1 - self.ood_target_rate:.1%} quantile over the validation spectra (clean, noisy, "
+                   "augmented) and the training spectra scored leave-group-out; " if "spectrum_knn" in c.names else "")
                 + "disagreement (variance of member means) reported only", "scores": list(c.names),
                 "flag_scores": list(c.flag_names), "thresholds": c.thresholds_.tolist(),
                 "quantile": c.quantile, "target_rate": c.target_rate,

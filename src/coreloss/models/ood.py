@@ -8,8 +8,8 @@
 * :class:`SpectrumKNN` - what the *spectrum* is next to, whatever the network learned: one minus
   the mean cosine similarity with the ``k`` most similar training spectra, all smoothed with a
   Gaussian (sigma 0.5 eV) so that counting noise does not set the threshold. Its threshold is
-  fixed at fit time: the ``1 - target_rate`` quantile over the clean + noisy validation spectra
-  and every training spectrum scored against the training spectra of the *other* structure
+  fixed at fit time: the ``1 - target_rate`` quantile over the validation spectra (clean, noisy,
+  and with the training augmentation) and every training spectrum scored against the training spectra of the *other* structure
   groups (leave-group-out), so it rests on all groups, not the few validation ones, and does
   not move with the network's training run (benchmarks/bench_ood_stability.py).
 * ensemble disagreement - the epistemic variance (variance of the member means, standardised
