@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_multifidelity.py \
         --dft datasets/sio2_gpaw_lcao.h5 --xtb datasets/sio2_xtb_gfn2_v2.h5 [--folds 5]
 
-Three models, scored by group k-fold cross-validation on the DFT dataset (coreloss.evaluate.split_groups:
+Models scored by group k-fold cross-validation on the DFT dataset (coreloss.evaluate.split_groups:
 snapshots, relaxations and high-pressure cells of one parent stay on one side):
 
 * ``dft``: trained on the DFT training folds only;
@@ -11,6 +11,11 @@ snapshots, relaxations and high-pressure cells of one parent stay on one side):
 * ``dft+xtb``: one model trained on the DFT training folds together with the xtb sites outside the
   DFT groups (DFT rows repeated to about half the xtb row count; the xtb electronic labels are
   masked, so those heads learn from DFT only);
+* ``dft+xtb, engine input``: the same rows, with the engine as a second input (the model's scalar
+  side input, the one ``InverseModel(absolute_onset=True)`` uses for the absolute onset, holds
+  ``ENGINE_INPUT`` = 0 for xtb rows and 5 for DFT rows; its 0.2 training jitter is small against
+  that gap), so one network can learn what the engines share and where they differ; it predicts
+  with the DFT value;
 * ``xtb``: the xtb-pretrained model as it is (zero-shot on DFT spectra; geometric labels only mean
   the same thing across engines, the electronic ones are engine-specific).
 
@@ -78,6 +83,28 @@ def joint(X, y, g, Xx, yx, gx):
             np.concatenate([np.repeat(np.asarray(g).astype(str), rep), gx]))
 
 
+ENGINE_INPUT = {"xtb": 0.0, "dft": 5.0}
+
+
+class AsEngine:
+    """A model with an engine input, read as the DFT engine (for ``evaluate_transfer``)."""
+
+    def __init__(self, model, value: float = ENGINE_INPUT["dft"]):
+        self.model, self.value, self.metadata = model, value, model.metadata
+
+    def predict(self, X, grid=None):
+        return self.model.predict(X, grid=grid, onset=self.value)
+
+    def ood_score(self, X, grid=None):
+        return self.model.ood_score(X, grid=grid, onset=self.value)
+
+
+def with_engine(X, y, g, Xx, yx, gx):
+    """:func:`joint` rows plus the engine input of each row (``ENGINE_INPUT``)."""
+    Xj, yj, gj = joint(X, y, g, Xx, yx, gx)
+    return Xj, yj, gj, np.where(np.char.startswith(gj, "xtb:"), ENGINE_INPUT["xtb"], ENGINE_INPUT["dft"])
+
+
 def scored(model, ds, idx) -> dict:
     return regression_metrics(ds.y[idx], model.predict(ds.X[idx], grid=ds.grid)[0], LABEL_NAMES)
 
@@ -111,13 +138,20 @@ def main() -> None:
                          f"{len(folds)}-fold CV (a training fold has < 20 sites)")
     joint_rows = xtb_rows(xtb, set(groups))
     makers["dft+xtb"] = makers["dft"]
-    prepare = {"dft+xtb": lambda *data: joint(*data, *joint_rows)}  # others: the DFT rows as they are
+    makers["dft+xtb, engine input"] = lambda: InverseModel(epochs=args.epochs, absolute_onset=True, **common)
+    prepare = {"dft+xtb": lambda *data: joint(*data, *joint_rows),  # others: the DFT rows as they are
+               "dft+xtb, engine input": lambda *data: with_engine(*data, *joint_rows)}
+
+    def fitted(name, X, y, g):
+        rows = prepare.get(name, lambda *data: data)(X, y, g)
+        m = makers[name]().fit(*rows[:3], onset=rows[3] if len(rows) > 3 else None)
+        return AsEngine(m) if len(rows) > 3 else m
+
     pred = {k: np.full(dft.y.shape, np.nan) for k in (*makers, "xtb")}
     zero_shot = InverseModel.load(pre)
     for k, (tr, te) in enumerate(folds):
-        for name, make in makers.items():
-            X, y, g = prepare.get(name, lambda *data: data)(dft.X[tr], dft.y[tr], groups[tr])
-            m = make().fit(X, y, groups=g)
+        for name in makers:
+            m = fitted(name, dft.X[tr], dft.y[tr], groups[tr])
             pred[name][te] = m.predict(dft.X[te], grid=dft.grid)[0]
         pred["xtb"][te] = zero_shot.predict(dft.X[te], grid=dft.grid)[0]
         print(f"fold {k + 1}/{len(folds)} done ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -126,9 +160,8 @@ def main() -> None:
         cv["xtb"][lab] = {"note": "engine-specific label: not comparable across engines"}
     transfer, on_xtb = {}, {}
     ref = load_dataset(args.reference) if args.reference.is_file() else None
-    for name, make in makers.items():
-        X, y, g = prepare.get(name, lambda *data: data)(dft.X, dft.y, groups)
-        m = make().fit(X, y, groups=g)
+    for name in makers:
+        m = fitted(name, dft.X, dft.y, groups)
         if ref is not None:
             transfer[name] = evaluate_transfer(m, ref)["metrics"]
         if name == "dft":  # the DFT model on xtb spectra: geometric labels, OOD flags
