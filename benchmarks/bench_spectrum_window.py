@@ -11,9 +11,9 @@ its scale. Broadening variants (gpaw-lcao only): the rows whose provenance store
 (Lorentzian 0.2 eV), full window; the stored 1.0 eV spectra of the same rows are the reference.
 
 Every variant uses the same group k-fold folds (``coreloss.evaluate.split_groups``) and the same
-model (``InverseModel(arch, members, epochs, seed=0)``; the augmentation is on, with
-``training_fwhm`` set to the variant's width). Pooled out-of-fold R2 per label. Writes
-benchmarks/results/spectrum_window_<engine>.json.
+model (``InverseModel(arch, members, epochs, seed)``; the augmentation is on, with
+``training_fwhm`` set to the variant's width). Pooled out-of-fold R2 per label, averaged over
+``--seeds``. Writes benchmarks/results/spectrum_window_<engine><--out-suffix>.json.
 """
 
 from __future__ import annotations
@@ -50,11 +50,15 @@ def cut_window(X, grid: EnergyGrid, stop: float) -> tuple[np.ndarray, EnergyGrid
 
 
 def run_cv(X, y, groups, grid, args, fwhm=None) -> dict:
+    """Pooled out-of-fold R2 per label, averaged over ``args.seeds`` (same folds, other training seeds)."""
     hidden = (256, 128) if args.arch == "mlp" else (128,)
-    cv = cross_validate(X, y, groups, lambda: InverseModel(arch=args.arch, hidden=hidden, members=args.members,
-                                                           epochs=args.epochs, seed=0, grid=grid,
-                                                           training_fwhm=fwhm), n_splits=args.folds)
-    return {k: v["r2"] for k, v in cv["pooled"].items()}
+    runs = []
+    for seed in args.seeds:
+        cv = cross_validate(X, y, groups, lambda: InverseModel(arch=args.arch, hidden=hidden, members=args.members,
+                                                               epochs=args.epochs, seed=seed, grid=grid,
+                                                               training_fwhm=fwhm), n_splits=args.folds)
+        runs.append({k: v["r2"] for k, v in cv["pooled"].items()})
+    return {k: None if any(r[k] is None for r in runs) else float(np.mean([r[k] for r in runs])) for k in runs[0]}
 
 
 def show(name: str, r2: dict, n: int) -> None:
@@ -73,6 +77,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; R2 averaged over them")
+    ap.add_argument("--out-suffix", default="", help="appended to the result file name")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -81,7 +87,8 @@ def main() -> None:
     groups = split_groups(ds)
     res = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data": str(args.data),
            "engine": engine, "n_sites": len(ds), "n_groups": int(len(np.unique(groups))),
-           "model": {"arch": args.arch, "members": args.members, "epochs": args.epochs, "folds": args.folds},
+           "model": {"arch": args.arch, "members": args.members, "epochs": args.epochs, "folds": args.folds,
+                     "seeds": args.seeds},
            "windows": {}, "broadening": {}}
     print(f"{args.data}: {len(ds)} sites, {res['n_groups']} groups; group {args.folds}-fold CV ({args.arch}), "
           "pooled R2\n\n| variant | sites | " + " | ".join(SHORT[k] for k in LABEL_NAMES) + " |\n|---|---|"
@@ -110,7 +117,7 @@ def main() -> None:
                 res["broadening"][f"{fw:g} eV"] = r2 = run_cv(X, ds.y[rows], groups[rows], ds.grid, args, fwhm=fw)
                 show(f"sticks, Gaussian {fw:g} eV", r2, len(rows))
     res["seconds"] = time.perf_counter() - t0
-    out = ROOT / "benchmarks" / "results" / f"spectrum_window_{engine}.json"
+    out = ROOT / "benchmarks" / "results" / f"spectrum_window_{engine}{args.out_suffix}.json"
     out.write_text(json.dumps(res, indent=1))
     print(f"\nwrote {out} ({res['seconds']:.0f} s)")
 
