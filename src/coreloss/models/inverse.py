@@ -34,7 +34,7 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
 from coreloss.models.bounds import apply_bounds, label_range
-from coreloss.models.ood import OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
+from coreloss.models.ood import OOD_FLAG_SCORES, OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
@@ -275,8 +275,11 @@ class InverseModel(BaseEstimator):
         oc = None if onset_calib is None else np.concatenate([onset_calib, onset_calib])
         self.__dict__.pop("combined_ood_", None)  # components in the order of OOD_SCORES
         comp = self._ood_components(Xc, oc)
-        self.combined_ood_ = CombinedOOD.fit(comp, target_rate=self.ood_target_rate,
-                                             fixed={"pca": self.ood_.threshold_, "spectrum_knn": s_thr})
+        # the latent threshold takes the whole target rate beside PCA, as before the spectrum kNN;
+        # the spectrum kNN then flags on its own threshold (it does not loosen the latent one)
+        cal = CombinedOOD.fit(comp, flag_names=("pca", "latent_knn"), target_rate=self.ood_target_rate,
+                              fixed={"pca": self.ood_.threshold_, "spectrum_knn": s_thr})
+        self.combined_ood_ = CombinedOOD(cal.names, cal.thresholds_, OOD_FLAG_SCORES, cal.quantile, cal.target_rate)
         if getattr(self, "metadata", None):
             self.metadata["ood"] = self._ood_record()
         return self
