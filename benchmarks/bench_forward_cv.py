@@ -83,8 +83,7 @@ def main() -> None:
     print(f"\n{args.data}: {len(ds)} sites, {res['n_groups']} groups; group {args.folds}-fold CV, pooled\n")
     print("| predictor | cosine mean | cosine min | main-peak error (eV) | deviation R2 |\n|---|---|---|---|---|")
     for n in names:
-        m = spectrum_metrics(X, pred[n], ds.grid)
-        m["deviation_r2"] = float(1 - np.sum((X - pred[n]) ** 2) / np.sum((X - ref) ** 2))
+        m = spectrum_metrics(X, pred[n], ds.grid, reference=ref)
         res["metrics"][n] = m
         print(f"| {n} | {m['cosine_mean']:.4f} | {m['cosine_min']:.4f} | {m['peak_abs_error_ev_mean']:.2f} | "
               f"{m['deviation_r2']:.3f} |")

@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench_engine_information import SHORT  # noqa: E402
 from coreloss.dataset_store import load_dataset  # noqa: E402
 from coreloss.evaluate import cross_validate, split_groups  # noqa: E402
 from coreloss.labels import LABEL_NAMES  # noqa: E402
@@ -37,8 +38,6 @@ from coreloss.models.inverse import InverseModel  # noqa: E402
 from coreloss.spectra import EnergyGrid, normalise_area  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = {"bond_length": "d(O-X)", "bond_angle": "angle", "voronoi_volume": "V_vor", "bop": "BOP",
-         "mulliken_charge": "q_O", "excitation_energy": "E_exc"}
 
 
 def cut_window(X, grid: EnergyGrid, stop: float) -> tuple[np.ndarray, EnergyGrid]:

@@ -100,7 +100,7 @@ def interval_coverage(y_true, mean, std, level: float = 0.95, label_names=LABEL_
 def spectrum_metrics(true, pred, grid, reference=None) -> dict:
     """Mean cosine similarity, mean MSE ((1/eV)^2) and main-peak position error (eV) of spectra.
 
-    ``reference`` (one spectrum, e.g. the mean training spectrum) adds ``deviation_r2``: the
+    ``reference`` (one spectrum, e.g. the mean training spectrum, or one per row) adds ``deviation_r2``: the
     fraction of the spectra's squared deviation from the reference that ``pred`` explains
     (1 - sum (true - pred)^2 / sum (true - reference)^2; 0 for predicting the reference itself).
     """

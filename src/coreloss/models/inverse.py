@@ -34,7 +34,7 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
 from coreloss.models.bounds import apply_bounds, label_range
-from coreloss.models.ood import OOD_FLAG_SCORES, OOD_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
+from coreloss.models.ood import OOD_FLAG_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
 FORMAT = "coreloss-inverse/1"
@@ -273,7 +273,6 @@ class InverseModel(BaseEstimator):
             s_cal = np.concatenate([s_cal, self.spectrum_knn_.score(X_train, groups_train, groups_train)])
         s_thr = float(np.quantile(s_cal[np.isfinite(s_cal)], 1.0 - self.ood_target_rate))
         oc = None if onset_calib is None else np.concatenate([onset_calib, onset_calib])
-        self.__dict__.pop("combined_ood_", None)  # components in the order of OOD_SCORES
         comp = self._ood_components(Xc, oc)
         # the latent threshold takes the whole target rate beside PCA, as before the spectrum kNN;
         # the spectrum kNN then flags on its own threshold (it does not loosen the latent one)
@@ -291,11 +290,11 @@ class InverseModel(BaseEstimator):
                 f"latent_knn: mean distance to the {self.latent_.k} nearest training spectra in the "
                 "ensemble's last hidden layers; its threshold: the quantile of clean + noisy validation "
                 f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; "
-                + (f"spectrum_knn: 1 - mean cosine with the {self.spectrum_knn_.k} most similar training "
-                   f"spectra (smoothed, sigma {self.spectrum_knn_.sigma_ev:g} eV), threshold its "
-                   f"{1 - self.ood_target_rate:.1%} quantile over the validation spectra (clean, noisy, "
-                   "augmented) and the training spectra scored leave-group-out; " if "spectrum_knn" in c.names else "")
-                + "disagreement (variance of member means) reported only", "scores": list(c.names),
+                f"spectrum_knn: 1 - mean cosine with the {self.spectrum_knn_.k} most similar training "
+                f"spectra (smoothed, sigma {self.spectrum_knn_.sigma_ev:g} eV), threshold its "
+                f"{1 - self.ood_target_rate:.1%} quantile over the validation spectra (clean, noisy, "
+                "augmented) and the training spectra scored leave-group-out; "
+                "disagreement (variance of member means) reported only", "scores": list(c.names),
                 "flag_scores": list(c.flag_names), "thresholds": c.thresholds_.tolist(),
                 "quantile": c.quantile, "target_rate": c.target_rate,
                 "n_components": int(len(self.ood_.components_))}
@@ -312,8 +311,7 @@ class InverseModel(BaseEstimator):
         pca, _ = self.ood_.score(X)
         knn = self.latent_.score(full["latent"])
         cols = [pca, full["epistemic"].mean(axis=1), np.where(np.isfinite(pca), knn, np.inf)]
-        names = self.combined_ood_.names if hasattr(self, "combined_ood_") else OOD_SCORES
-        if "spectrum_knn" in names:
+        if hasattr(self, "spectrum_knn_"):  # absent from model files saved before it
             cols.append(self.spectrum_knn_.score(X))
         return np.stack(cols, axis=1)
 

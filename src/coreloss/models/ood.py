@@ -180,12 +180,13 @@ class SpectrumKNN:
         finite = np.all(np.isfinite(X), axis=1)
         ref = self.ref_.astype(float)
         k = min(self.k, len(ref))
+        if groups is not None:
+            groups, ref_groups = np.asarray(groups).astype(str), np.asarray(ref_groups).astype(str)
         out = np.empty(len(X))
         for a in range(0, len(X), batch):
             c = self._unit(np.where(finite[a:a + batch, None], X[a:a + batch], 0.0)) @ ref.T
             if groups is not None:
-                same = np.asarray(groups).astype(str)[a:a + batch, None] == np.asarray(ref_groups).astype(str)[None]
-                c[same] = -np.inf
+                c[groups[a:a + batch, None] == ref_groups[None]] = -np.inf
             out[a:a + batch] = 1.0 - np.partition(c, len(ref) - k, axis=1)[:, len(ref) - k:].mean(axis=1)
         return np.where(finite & np.isfinite(out), out, np.inf)
 
