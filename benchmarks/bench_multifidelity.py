@@ -9,8 +9,9 @@ snapshots, relaxations and high-pressure cells of one parent stay on one side):
 * ``dft``: trained on the DFT training folds only;
 * ``xtb->dft``: the xtb-pretrained model fine-tuned on the same folds (``InverseModel(init=...)``);
 * ``dft+xtb``: one model trained on the DFT training folds together with the xtb sites outside the
-  DFT groups (DFT rows repeated to about half the xtb row count; the xtb electronic labels are
-  masked, so those heads learn from DFT only);
+  fold's validation groups (the library rule, ``coreloss train --also``:
+  :class:`coreloss.multifidelity.AuxiliaryRows`; DFT rows repeated to about half the xtb row count;
+  the xtb electronic labels are masked, so those heads learn from DFT only; OOD on DFT rows only);
 * ``dft+xtb, engine input``: the same rows, with the engine as a second input (the model's scalar
   side input, the one ``InverseModel(absolute_onset=True)`` uses for the absolute onset, holds
   ``ENGINE_INPUT`` = 0 for xtb rows and 5 for DFT rows; its 0.2 training jitter is small against
@@ -44,6 +45,7 @@ from coreloss.dataset_store import load_dataset  # noqa: E402
 from coreloss.evaluate import evaluate_transfer, group_kfold, regression_metrics, split_groups  # noqa: E402
 from coreloss.labels import GEOMETRIC_LABELS, LABEL_NAMES  # noqa: E402
 from coreloss.models.inverse import InverseModel  # noqa: E402
+from coreloss.multifidelity import AuxiliaryRows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "multifidelity.json"
@@ -66,23 +68,6 @@ def pretrained(xtb, exclude_groups: set, args) -> Path:
     return path
 
 
-def xtb_rows(xtb, exclude_groups: set):
-    """xtb spectra, labels and groups outside the DFT groups; engine-specific labels set to NaN."""
-    g = split_groups(xtb)
-    keep = ~np.isin(g, sorted(exclude_groups))
-    y = xtb.y[keep].copy()
-    y[:, [LABEL_NAMES.index(n) for n in LABEL_NAMES if n not in GEOMETRIC_LABELS]] = np.nan
-    return xtb.X[keep], y, np.char.add("xtb:", g[keep])
-
-
-def joint(X, y, g, Xx, yx, gx):
-    """DFT rows repeated to about half the xtb row count, then the xtb rows (NaN targets are
-    masked out of the loss, so the electronic labels are learned from DFT only)."""
-    rep = max(1, int(round(len(Xx) / (2 * len(X)))))
-    return (np.concatenate([np.repeat(X, rep, 0), Xx]), np.concatenate([np.repeat(y, rep, 0), yx]),
-            np.concatenate([np.repeat(np.asarray(g).astype(str), rep), gx]))
-
-
 ENGINE_INPUT = {"xtb": 0.0, "dft": 5.0}
 
 
@@ -97,12 +82,6 @@ class AsEngine:
 
     def ood_score(self, X, grid=None):
         return self.model.ood_score(X, grid=grid, onset=self.value)
-
-
-def with_engine(X, y, g, Xx, yx, gx):
-    """:func:`joint` rows plus the engine input of each row (``ENGINE_INPUT``)."""
-    Xj, yj, gj = joint(X, y, g, Xx, yx, gx)
-    return Xj, yj, gj, np.where(np.char.startswith(gj, "xtb:"), ENGINE_INPUT["xtb"], ENGINE_INPUT["dft"])
 
 
 def scored(model, ds, idx) -> dict:
@@ -136,22 +115,25 @@ def main() -> None:
     if min(len(tr) for tr, _ in folds) < 20:
         raise SystemExit(f"error: {len(dft)} DFT sites in {len(np.unique(groups))} groups is too few for "
                          f"{len(folds)}-fold CV (a training fold has < 20 sites)")
-    joint_rows = xtb_rows(xtb, set(groups))
+    aux = AuxiliaryRows.from_dataset(xtb, str(dft.provenance.get("engine")), grid=dft.grid, source=args.xtb)
     makers["dft+xtb"] = makers["dft"]
     makers["dft+xtb, engine input"] = lambda: InverseModel(epochs=args.epochs, absolute_onset=True, **common)
-    prepare = {"dft+xtb": lambda *data: joint(*data, *joint_rows),  # others: the DFT rows as they are
-               "dft+xtb, engine input": lambda *data: with_engine(*data, *joint_rows)}
 
-    def fitted(name, X, y, g):
-        rows = prepare.get(name, lambda *data: data)(X, y, g)
-        m = makers[name]().fit(*rows[:3], onset=rows[3] if len(rows) > 3 else None)
-        return AsEngine(m) if len(rows) > 3 else m
+    def fitted(name, X, y, g, held_out=()):
+        """``name`` trained on DFT rows X, y, g (the joint ones: with the xtb rows outside ``held_out``)."""
+        if not name.startswith("dft+xtb"):
+            return makers[name]().fit(X, y, groups=g)
+        Xj, yj, gj, primary = aux.joined(X, y, g, held_out=held_out)
+        if name == "dft+xtb":
+            return makers[name]().fit(Xj, yj, groups=gj, primary=primary)
+        engine = np.where(primary, ENGINE_INPUT["dft"], ENGINE_INPUT["xtb"])
+        return AsEngine(makers[name]().fit(Xj, yj, groups=gj, primary=primary, onset=engine))
 
     pred = {k: np.full(dft.y.shape, np.nan) for k in (*makers, "xtb")}
     zero_shot = InverseModel.load(pre)
     for k, (tr, te) in enumerate(folds):
         for name in makers:
-            m = fitted(name, dft.X[tr], dft.y[tr], groups[tr])
+            m = fitted(name, dft.X[tr], dft.y[tr], groups[tr], held_out=groups[te])
             pred[name][te] = m.predict(dft.X[te], grid=dft.grid)[0]
         pred["xtb"][te] = zero_shot.predict(dft.X[te], grid=dft.grid)[0]
         print(f"fold {k + 1}/{len(folds)} done ({time.perf_counter() - t0:.0f} s)", flush=True)

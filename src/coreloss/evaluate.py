@@ -120,9 +120,12 @@ def spectrum_metrics(true, pred, grid, reference=None) -> dict:
     return out
 
 
-def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progress: bool = False) -> dict:
+def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progress: bool = False,
+                   auxiliary=None) -> dict:
     """Group k-fold CV of ``make_model()`` (``fit(X, y, groups)`` then ``predict``; a tuple's first
-    element is the mean). Returns per-fold metrics and pooled out-of-fold metrics."""
+    element is the mean). Returns per-fold metrics and pooled out-of-fold metrics. With ``auxiliary``
+    (:class:`coreloss.multifidelity.AuxiliaryRows`) each fold trains on its rows joined by the
+    auxiliary rows outside its validation groups (``fit(..., primary=)``); scores are on ``X`` only."""
     X, y = np.asarray(X, float), np.asarray(y, float)
     groups = np.asarray(groups).astype(str)
     oof = np.full_like(y, np.nan)
@@ -130,10 +133,14 @@ def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progre
     splits = group_kfold(groups, n_splits)
     for k, (tr, te) in enumerate(splits):
         model = make_model()
-        try:
-            model.fit(X[tr], y[tr], groups=groups[tr])
-        except TypeError:
-            model.fit(X[tr], y[tr])
+        if auxiliary is not None:
+            Xj, yj, gj, primary = auxiliary.joined(X[tr], y[tr], groups[tr], held_out=groups[te])
+            model.fit(Xj, yj, groups=gj, primary=primary)
+        else:
+            try:
+                model.fit(X[tr], y[tr], groups=groups[tr])
+            except TypeError:
+                model.fit(X[tr], y[tr])
         pred = model.predict(X[te])
         oof[te] = pred[0] if isinstance(pred, tuple) else pred
         folds.append(regression_metrics(y[te], oof[te]))

@@ -37,11 +37,13 @@ class TrainedModels:
 
 def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float = 0.15, split_seed: int = 0,
                        include_test: bool = False, dataset_path=None,
-                       progress: ProgressFactory | None = None) -> TrainedModels:
+                       progress: ProgressFactory | None = None, auxiliary=None) -> TrainedModels:
     """Fit clones of the unfitted estimators ``inverse`` (:class:`~coreloss.models.inverse.InverseModel`)
     and ``forward`` (:class:`~coreloss.models.forward.ForwardModel`) on the structures of dataset ``ds``
     outside the hash test split (``test_fraction``, ``split_seed``; all of them with ``include_test``),
-    on the dataset's grid, and record the held-out metrics in each model's metadata."""
+    on the dataset's grid, and record the held-out metrics in each model's metadata. ``auxiliary``
+    (:class:`coreloss.multifidelity.AuxiliaryRows`, e.g. xtb spectra) joins the inverse model's
+    training rows, less its rows of held-out groups; the forward model learns from ``ds`` only."""
     from sklearn.base import clone
 
     if inverse is None and forward is None:
@@ -57,7 +59,12 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
     if inverse is not None:
         inv = clone(inverse).set_params(grid=ds.grid)
         cb = progress(f"training {inv.members} x {inv.arch}", inv.members * inv.epochs) if progress else None
-        inv.fit(ds.X[tr], ds.y[tr], groups=groups[tr], provenance=prov, progress=cb)
+        if auxiliary is None:
+            inv.fit(ds.X[tr], ds.y[tr], groups=groups[tr], provenance=prov, progress=cb)
+        else:
+            Xj, yj, gj, primary = auxiliary.joined(ds.X[tr], ds.y[tr], groups[tr], held_out=groups[te])
+            inv.fit(Xj, yj, groups=gj, primary=primary, progress=cb,
+                    provenance={**prov, "auxiliary": auxiliary.record(int((~primary).sum()))})
         if te.any():
             res = evaluate_inverse(inv, ds, test_fraction, split_seed)
             inv.metadata["test_metrics"] = res["metrics"]["test"]
@@ -106,10 +113,11 @@ def write_models(run: TrainedModels, inverse_out=None, forward_out=None, metrics
 
 
 def ship(ds, inverse=None, forward=None, metrics: dict | None = None, dataset_path=None,
-         out_dir=SHIPPED_DIR, progress: ProgressFactory | None = None) -> TrainedModels:
+         out_dir=SHIPPED_DIR, progress: ProgressFactory | None = None, auxiliary=None) -> TrainedModels:
     """Train the default model(s) with :func:`train_and_evaluate` and write them to ``out_dir``
     (``inverse_model.pt``, ``forward_model.pt``, entries of ``model_metrics.json``; replaced)."""
-    run = train_and_evaluate(ds, inverse, forward, dataset_path=dataset_path, progress=progress)
+    run = train_and_evaluate(ds, inverse, forward, dataset_path=dataset_path, progress=progress,
+                             auxiliary=auxiliary)
     out_dir = Path(out_dir)
     merged = {k: {**run.metrics.get(k, {}), **(metrics or {}).get(k, {})}
               for k in ("inverse", "forward") if getattr(run, k) is not None}

@@ -62,6 +62,10 @@ def train(
         False, "--select", help="Choose arch, hidden sizes, dropout and weight decay by group k-fold CV "
         "on the training structures (coreloss.models.tuning; overrides --arch/--hidden)."),
     cv_folds: int = typer.Option(5, "--cv-folds", help="Folds for --select."),
+    also: Optional[Path] = typer.Option(
+        None, "--also", help="Auxiliary dataset of another engine (e.g. xtb) joined to the inverse model's "
+        "training rows: its geometric labels only, its held-out structures left out "
+        "(coreloss.multifidelity); the OOD flag and the forward model use DATA only."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Train the inverse model (deep ensemble) on the training structures of DATA."""
@@ -88,6 +92,8 @@ def train(
                             "--test-fraction in (0, 1)")
     _refuse_existing([out, forward_out, metrics_out], overwrite)
     check_input_file(data, "DATA")
+    if also is not None:
+        check_input_file(also, "--also")
     import numpy as np
     import torch
 
@@ -102,12 +108,21 @@ def train(
     te = np.zeros(len(ds), bool) if include_test else test_mask(groups, test_fraction, split_seed)
     console.print(f"{data}: {len(ds)} sites / {len(ds.structures)} structures; training on "
                   f"{int((~te).sum())} sites of {len(np.unique(ds.structure_ids[~te]))} structures")
+    auxiliary = None
+    if also is not None:
+        from coreloss.multifidelity import AuxiliaryRows
+
+        auxiliary = AuxiliaryRows.from_dataset(load_dataset(also), str(ds.provenance.get("engine", "unknown")),
+                                               grid=ds.grid, source=also)
+        console.print(f"{also}: {len(auxiliary.X)} {auxiliary.engine} sites join the inverse model's training "
+                      f"rows (less those of held-out structures)")
     inverse = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed)
     selection = None
     if select:
         from coreloss.models.tuning import INVERSE_CANDIDATES, best_params, cv_select
 
         sel = cv_select(inverse, INVERSE_CANDIDATES, ds.X[~te], ds.y[~te], groups[~te], n_splits=cv_folds,
+                        auxiliary=None if auxiliary is None else auxiliary.without(groups[te]),
                         progress=lambda i, c, sc: console.print(f"  CV candidate {i + 1}/{len(INVERSE_CANDIDATES)} "
                                                                  f"{c}: mean R2 {sc:.3f}"))
         chosen = best_params(sel)
@@ -119,7 +134,7 @@ def train(
         ds, inverse,
         ForwardModel(epochs=forward_epochs, seed=seed) if forward_out else None,
         test_fraction=test_fraction, split_seed=split_seed, include_test=include_test, dataset_path=data,
-        progress=_rich_progress(console))
+        progress=_rich_progress(console), auxiliary=auxiliary)
     if selection is not None:
         run.inverse.metadata["selection"] = selection
     for name, m in run.inverse.metadata.get("test_metrics", {}).items():
@@ -177,9 +192,11 @@ def evaluate(
                default_inverse_model_path()), "model_metadata": model.metadata, **res["metrics"]}
     if cv:
         from sklearn.base import clone
+        auxiliary = _recorded_auxiliary(model, ds, console)
         cvres = cross_validate(ds.X, ds.y, split_groups(ds), lambda: clone(model).set_params(grid=ds.grid),
-                               n_splits=folds)
+                               n_splits=folds, auxiliary=auxiliary)
         metrics["cv"] = {k: v for k, v in cvres.items() if k != "oof"}
+        metrics["cv"]["auxiliary"] = None if auxiliary is None else auxiliary.record()
     a = res["arrays"]
     parity_figure(a["y_train"], a["p_train"], a["y_test"], a["p_test"], out / "parity.png",
                   ds.label_names, ds.label_units, title=f"{Path(data).name}: inverse model")
@@ -189,6 +206,23 @@ def evaluate(
         console.print(f"test {name:18s} R2 {r2}  MAE {m['mae']:.4g}  "
                       f"95%-coverage {res['metrics']['coverage_95'][name]:.2f}")
     console.print(f"wrote {out / 'metrics.json'} and {out / 'parity.png'}")
+
+
+def _recorded_auxiliary(model, ds, console):
+    """The auxiliary rows a model was trained with (its recorded ``--also`` dataset), or None."""
+    rec = model.metadata.get("training_provenance", {}).get("auxiliary")
+    if not rec:
+        return None
+    from coreloss.dataset import load_dataset
+    from coreloss.multifidelity import AuxiliaryRows
+
+    src = Path(rec.get("source") or "")
+    if not src.is_file():
+        console.print(f"[yellow]warning[/yellow]: the model was trained with auxiliary rows from {src}, which is "
+                      "not here: CV retrains without them")
+        return None
+    return AuxiliaryRows.from_dataset(load_dataset(src), str(ds.provenance.get("engine", "unknown")),
+                                      grid=ds.grid, source=src)
 
 
 def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: bool) -> None:

@@ -163,7 +163,7 @@ class InverseModel(BaseEstimator):
 
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, y, groups=None, provenance: dict | None = None, onset=None,
-            progress=None) -> "InverseModel":
+            progress=None, primary=None) -> "InverseModel":
         """Train on spectra ``X`` (n, grid.n) and labels ``y`` (n, 6; NaN = missing).
 
         ``groups`` (e.g. structure ids) makes the validation split structure-wise;
@@ -172,6 +172,8 @@ class InverseModel(BaseEstimator):
         unless ``training_fwhm`` is given) are carried as ``conventions_`` / ``metadata["conventions"]``; ``onset`` (n,) absolute onsets (eV)
         are required when ``absolute_onset``; ``progress()`` is called once per member epoch.
         With ``init`` (a model file, e.g. trained on xtb spectra) training fine-tunes its networks.
+        ``primary`` (bool per row, default all): rows of the engine the model is for; the OOD scores
+        and the training envelope are fitted on these only (:mod:`coreloss.multifidelity`).
         """
         t0 = time.perf_counter()
         X = check_spectra(X, self.grid)
@@ -198,6 +200,9 @@ class InverseModel(BaseEstimator):
         self.y_mean_ = np.nan_to_num(self.y_mean_)
         Ys = (y - self.y_mean_) / self.y_std_
         tr, va = _group_val_split(len(X), groups, self.val_fraction, self.seed)
+        pm = np.ones(len(X), bool) if primary is None else np.asarray(primary, bool)
+        if pm.shape != (len(X),) or not pm.any():
+            raise CorelossError("primary must be one bool per spectrum with at least one True")
         augment = self.make_augmenter()
         self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed) if pre is None \
             else pre.ensemble_
@@ -222,19 +227,24 @@ class InverseModel(BaseEstimator):
         if self.recalibrate and len(va):
             mu, var = self.ensemble_.predict(clean_scaled(Xin[va]))
             z2 = (Ys[va] - mu) ** 2 / var
-            with np.errstate(invalid="ignore"):
-                c = np.sqrt(np.nanmean(z2, axis=0))
+            n_ok = np.isfinite(z2).sum(axis=0)  # labels masked in every validation row: no factor
+            c = np.sqrt(np.nansum(z2, axis=0) / np.maximum(n_ok, 1)) * np.where(n_ok > 0, 1.0, np.nan)
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        self.fit_ood(X[tr], X[calib_idx], None if onset is None else onset[tr],
-                     None if onset is None else onset[calib_idx],
-                     groups_train=None if groups is None else np.asarray(groups).astype(str)[tr])
+        ood_tr, ood_cal = tr[pm[tr]], calib_idx[pm[calib_idx]]
+        ood_cal = ood_cal if len(ood_cal) else ood_tr  # no primary row among the validation groups
+        if primary is not None:  # joined rows repeat the primary spectra: score against each once
+            ood_tr = np.sort(ood_tr[np.unique(X[ood_tr], axis=0, return_index=True)[1]])
+            ood_cal = np.sort(ood_cal[np.unique(X[ood_cal], axis=0, return_index=True)[1]])
+        self.fit_ood(X[ood_tr], X[ood_cal], None if onset is None else onset[ood_tr],
+                     None if onset is None else onset[ood_cal],
+                     groups_train=None if groups is None else np.asarray(groups).astype(str)[ood_tr])
         self.metadata = {
             "format": FORMAT, "coreloss_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "params": self.param_record(), "grid": self.grid.to_dict(),
             "conventions": self.conventions_.to_dict(),
             "label_names": self.label_names, "label_units": self.label_units,
-            "n_train": int(len(tr)), "n_val": int(len(va)),
+            "n_train": int(len(tr)), "n_val": int(len(va)), "n_train_primary": int(pm[tr].sum()),
             "n_structures": int(len(np.unique(groups))) if groups is not None else None,
             "training_groups": None if groups is None else sorted(map(str, np.unique(groups))),
             "calibration": {"method": "per-label std factor fitted on validation structures "
@@ -247,7 +257,7 @@ class InverseModel(BaseEstimator):
             "train_seconds": round(time.perf_counter() - t0, 2),
             "best_val_mse": [float(min(h["val_mse"])) if h["val_mse"] else None for h in hist],
             "training_provenance": provenance or {},
-            "training_envelope": _envelope(X[tr]),
+            "training_envelope": _envelope(X[tr[pm[tr]]]),
             "label_range": label_range(y),
             "pretraining": None if pre is None else {"init": str(self.init), "n_train": pre.metadata.get("n_train"),
                                                       "training_provenance": pre.metadata.get("training_provenance")},

@@ -55,8 +55,10 @@ def stishovite():
     return reference_stishovite(a=4.178, c=2.666, x=0.3067)
 
 
-def synthetic_structure_dataset(path, n_structures: int = 8, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID):
-    """Write a small contract-4 HDF5 dataset of strained/rattled stishovite cells to ``path``.
+def synthetic_structure_dataset(path, n_structures: int = 8, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
+                                engine: str = "synthetic"):
+    """Write a small contract-4 HDF5 dataset of strained/rattled stishovite cells to ``path``
+    (``engine``: the name its provenance gives, e.g. to stand in for a second engine).
 
     Geometric labels are real (:func:`coreloss.sites.o_sites`); electronic labels and spectra are
     synthetic functions of the geometry. Returns the loaded :class:`~coreloss.dataset.Dataset`.
@@ -89,9 +91,9 @@ def synthetic_structure_dataset(path, n_structures: int = 8, seed: int = 0, grid
             x = synthetic_spectra(u[None], grid)[0]
             rows.append({"structure_id": sid, "site_index": site.index, "multiplicity": site.multiplicity,
                          "onset": 530.0 + float(u[5]), "y": yv, "x": x, "raw_start": grid.start,
-                         "raw_step": grid.step, "raw": x.astype(np.float32), "info": {"engine": "synthetic"}})
+                         "raw_step": grid.step, "raw": x.astype(np.float32), "info": {"engine": engine}})
         table.add({"structure_id": sid, "record": rec.to_dict(), "sites": rows, "failures": []})
     path = Path(path)
-    write_dataset(path, table, grid, {"engine": "synthetic", "engine_version": "0", "parameters": {},
+    write_dataset(path, table, grid, {"engine": engine, "engine_version": "0", "parameters": {},
                                       "coreloss_version": "test"})
     return load_dataset(path)

@@ -35,12 +35,13 @@ def mean_r2(metrics: dict) -> float:
 
 
 def cv_select(base, candidates: list[dict], X, y, groups, n_splits: int = 5,
-              progress: Callable[[int, dict, float], None] | None = None) -> list[dict]:
+              progress: Callable[[int, dict, float], None] | None = None, auxiliary=None) -> list[dict]:
     """Group ``n_splits``-fold CV of ``clone(base).set_params(**c)`` for each ``c`` in ``candidates``.
 
     Returns, per candidate, ``{"params", "score"}`` (mean pooled out-of-fold R2 over labels),
     ``"pooled"`` (per-label R2/MAE/RMSE in label units) and ``"fold_scores"``; ``progress(i, c, score)``
-    is called after each candidate.
+    is called after each candidate. ``auxiliary`` rows join every training fold
+    (:func:`coreloss.evaluate.cross_validate`).
     """
     from sklearn.base import clone
 
@@ -51,7 +52,8 @@ def cv_select(base, candidates: list[dict], X, y, groups, n_splits: int = 5,
         bad = set(cand) - set(base.get_params())
         if bad:
             raise CorelossError(f"unknown model parameter(s) {sorted(bad)} in candidate {cand}")
-        res = cross_validate(X, y, groups, lambda: clone(base).set_params(**cand), n_splits=n_splits)
+        res = cross_validate(X, y, groups, lambda: clone(base).set_params(**cand), n_splits=n_splits,
+                             auxiliary=auxiliary)
         score = mean_r2(res["pooled"])
         out.append({"params": _jsonable(cand), "score": score, "pooled": res["pooled"],
                     "fold_scores": [mean_r2(f) for f in res["folds"]]})
