@@ -42,7 +42,8 @@ def load_data(path):
 
 
 def get_model(args, X, y, groups):
-    from coreloss.models.inverse import InverseModel, _group_val_split
+    from coreloss.models.inverse import InverseModel
+    from coreloss.models.rows import group_val_split
     if args.model:
         model = InverseModel.load(args.model)
         if model.metadata.get("bench_heldout_groups"):  # saved by this script with --save-model
@@ -54,7 +55,7 @@ def get_model(args, X, y, groups):
             test = test_mask(groups, split["test_fraction"], split.get("seed", 0))
             return model, np.nonzero(test)[0], f"{args.model} (held out: its {test.sum()} test-set spectra)"
         p = model.metadata.get("params", {})
-        tr, va = _group_val_split(len(X), groups, p.get("val_fraction", 0.15), p.get("seed", 0))
+        tr, va = group_val_split(len(X), groups, p.get("val_fraction", 0.15), p.get("seed", 0))
         if model.metadata.get("n_val") != len(va):
             print(f"warning: model's validation size {model.metadata.get('n_val')} != {len(va)} reproduced "
                   "here; the held-out set may overlap its training data")

@@ -3,7 +3,7 @@
 Same fixed held-out test structures (coreloss.evaluate.test_mask, 15 %) for every method; test spectra
 get seeded Poisson noise at each SNR. Prints markdown tables and writes JSON to benchmarks/results/.
 
-    .venv/bin/python benchmarks/bench_models.py --data runs/default_xtb.h5 [--select [--ship]]
+    .venv/bin/python benchmarks/bench_models.py --data runs/default_xtb.h5 [--select [--ship]] [--also AUX.h5]
     .venv/bin/python benchmarks/bench_models.py --synthetic 60      # no dataset: synthetic spectra
 
 ``--select`` chooses architecture, size and regularisation by group k-fold CV on the training
@@ -67,13 +67,13 @@ def table(rows: dict, key: str) -> str:
     return "\n".join(lines)
 
 
-def select(X, y, groups, grid, args, res) -> dict:
+def select(X, y, groups, grid, args, res, auxiliary=None) -> dict:
     """Parameters chosen by group k-fold CV on the training structures (coreloss.models.tuning)."""
     from coreloss.models.tuning import INVERSE_CANDIDATES, best_params, cv_select
 
     t0 = time.perf_counter()
     base = InverseModel(members=args.cv_members, epochs=args.epochs, seed=0, grid=grid)
-    sel = cv_select(base, INVERSE_CANDIDATES, X, y, groups, n_splits=args.cv_folds,
+    sel = cv_select(base, INVERSE_CANDIDATES, X, y, groups, n_splits=args.cv_folds, auxiliary=auxiliary,
                     progress=lambda i, c, s: print(f"  cv candidate {i}: {c} -> mean R2 {s:.3f}", flush=True))
     best = max(sel, key=lambda r: r["score"])
     res["selection"] = {"folds": args.cv_folds, "members": args.cv_members, "candidates": sel,
@@ -107,6 +107,9 @@ def main():
     ap.add_argument("--cv-folds", type=int, default=5)
     ap.add_argument("--cv-members", type=int, default=3, help="ensemble size during --select")
     ap.add_argument("--ship", action="store_true", help="ship the --select choice (needs --select)")
+    ap.add_argument("--also", default=None,
+                    help="auxiliary dataset of another engine joined to the networks' training rows "
+                         "(coreloss.multifidelity; as `coreloss train --also`); baselines: --data only"),
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the inference timing")
     args = ap.parse_args()
     if args.ship and not args.select:
@@ -123,15 +126,25 @@ def main():
                        "n_test_structures": int(len(np.unique(groups[te]))), "provenance": prov},
            "r2": {}, "mae": {}, "train_seconds": {}, "coverage_95": {}, "ood": {}, "inference": {}}
     rows_r2, rows_mae, models = {}, {}, {}
+    aux = None
+    if args.also:
+        from coreloss.dataset import load_dataset
+        from coreloss.multifidelity import AuxiliaryRows
+        aux = AuxiliaryRows.from_dataset(load_dataset(args.also), str(prov.get("engine")), grid=grid,
+                                         source=args.also).without(groups[te])
+        res["auxiliary"] = aux.record(len(aux.X))
+        print(f"auxiliary: {len(aux.X)} {aux.engine} sites outside the test structures join the networks' "
+              f"training rows\n")
     setups = {arch: {"arch": arch, "hidden": (256, 128) if arch == "mlp" else (128,)}
               for arch in args.archs.split(",") if arch}
     if args.select:
-        setups["selected"] = select(X[~te], y[~te], groups[~te], grid, args, res)
+        setups["selected"] = select(X[~te], y[~te], groups[~te], grid, args, res, aux)
     for arch, setup in setups.items():
         t0 = time.perf_counter()
         model = InverseModel(members=args.members, epochs=args.epochs, seed=0, grid=grid, **setup)
-        model.fit(X[~te], y[~te], groups[~te], provenance={"dataset_provenance": prov,
-                                                           "split": {"test_fraction": 0.15, "seed": 0}})
+        rows = (X[~te], y[~te], groups[~te], None) if aux is None else aux.joined(X[~te], y[~te], groups[~te])
+        model.fit(*rows[:3], primary=rows[3], provenance={"dataset_provenance": prov,
+                                                          "split": {"test_fraction": 0.15, "seed": 0}})
         res["train_seconds"][arch] = time.perf_counter() - t0
         models[arch] = model
         for snr in SNRS:
@@ -193,7 +206,7 @@ def main():
     res["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    tag = "synthetic" if args.synthetic else Path(args.data).stem
+    tag = "synthetic" if args.synthetic else Path(args.data).stem + (f"+{Path(args.also).stem}" if aux else "")
     (out / f"models_{tag}.json").write_text(json.dumps(res, indent=2, default=float))
     print(f"\nbest network (mean test R2, clean): {best}; wrote {out / f'models_{tag}.json'}")
     if args.ship:
@@ -207,8 +220,10 @@ def main():
                  "benchmark_ood": res["ood"][best], "params": models[best].param_record(),
                  "selection": res.get("selection"),
                  "created": res["created"]}
-        run = ship(load_dataset(args.data), inverse=models[best], metrics={"inverse": bench},
-                   dataset_path=args.data)
+        ds = load_dataset(args.data)
+        run = ship(ds, inverse=models[best], metrics={"inverse": bench}, dataset_path=args.data,
+                   auxiliary=None if aux is None else AuxiliaryRows.from_dataset(
+                       load_dataset(args.also), str(prov.get("engine")), grid=grid, source=args.also))
         print(f"shipped inverse model ({best}, retrained by coreloss.workflow.ship; "
               f"{run.inverse.metadata['train_seconds']:.0f} s)")
 

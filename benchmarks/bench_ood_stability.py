@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from coreloss.dataset_store import load_dataset  # noqa: E402
 from coreloss.evaluate import split_groups, test_mask  # noqa: E402
 from coreloss.models.augment import Augmenter, degrade  # noqa: E402
-from coreloss.models.inverse import InverseModel, _group_val_split  # noqa: E402
+from coreloss.models.inverse import InverseModel  # noqa: E402
 from coreloss.models.ood import OOD_SCORES, CombinedOOD  # noqa: E402
 from coreloss.spectra import add_noise  # noqa: E402
 
@@ -50,7 +50,7 @@ FLAGS = ("PCA + latent kNN", "spectrum kNN", "the flag (PCA + latent + spectrum 
 
 def flag_before(model: InverseModel, X_fit, groups_fit) -> CombinedOOD:
     """The PCA + latent-kNN flag of a model trained before the spectrum kNN, from ``model``'s scores."""
-    tr, va = _group_val_split(len(X_fit), groups_fit, model.val_fraction, model.seed)
+    tr, va, _, _ = model.fit_rows(X_fit, groups_fit)
     rng = np.random.default_rng(model.seed + 7)  # the same noisy copies as InverseModel.fit_ood
     Xn = Augmenter(model.grid, ("noise",), tuple(model.snrs), noise_kind=model.noise_kind)(X_fit[va], rng)
     comp = model._ood_components(np.concatenate([X_fit[va], Xn]))[:, :3]

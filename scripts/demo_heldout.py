@@ -23,7 +23,7 @@ import numpy as np
 
 def image(a) -> None:
     from coreloss.dataset import load_dataset
-    from coreloss.evaluate import test_mask
+    from coreloss.evaluate import split_groups, test_mask
     from coreloss.measured.synthetic import synthetic_spectrum_image, write_hspy
     from coreloss.models import default_inverse_model_path
     from coreloss.models.inverse import InverseModel
@@ -33,7 +33,7 @@ def image(a) -> None:
     if not split.get("test_fraction"):
         raise SystemExit("error: the model records no held-out split (trained with --include-test)")
     ds = load_dataset(a.data)
-    te = test_mask(ds.structure_ids, split["test_fraction"], int(split.get("seed", 0)))
+    te = test_mask(split_groups(ds), split["test_fraction"], int(split.get("seed", 0)))  # the model's split
     si, truth = synthetic_spectrum_image(ds.X[te], ds.y[te], ds.grid, (a.size, a.size), a.snr,
                                          onset_jitter_ev=0.5, seed=a.seed)
     write_hspy(si, a.out, truth, list(ds.label_names), overwrite=True)

@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from coreloss.dataset_store import load_dataset
-from coreloss.evaluate import split_groups, test_mask
-from coreloss.models.inverse import InverseModel, _group_val_split
+from coreloss.models.inverse import InverseModel
+from coreloss.workflow import training_rows
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("data", type=Path, help="the dataset the model was trained on")
+    ap.add_argument("--also", type=Path, default=None,
+                    help="the auxiliary dataset a model trained with `coreloss train --also` was given")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
@@ -37,19 +39,27 @@ def main() -> int:
     if m.absolute_onset:
         print("error: models with the absolute onset are not supported", file=sys.stderr)
         return 2
-    split = (m.metadata.get("training_provenance") or {}).get("split") or {}
+    prov = m.metadata.get("training_provenance") or {}
+    split = prov.get("split") or {}
+    if bool(prov.get("auxiliary")) != (args.also is not None):
+        print("error: pass --also exactly when the model was trained with auxiliary rows "
+              f"(it records {prov.get('auxiliary', {}).get('source')})", file=sys.stderr)
+        return 2
     ds = load_dataset(args.data)
-    groups = split_groups(ds)
-    te = np.zeros(len(ds), bool) if split.get("test_fraction") is None else \
-        test_mask(groups, float(split["test_fraction"]), int(split.get("seed", 0)))
-    X, g = ds.X[~te], groups[~te]
-    tr, va = _group_val_split(len(X), g, m.val_fraction, m.seed)
+    aux = None
+    if args.also is not None:
+        from coreloss.multifidelity import AuxiliaryRows
+        aux = AuxiliaryRows.from_dataset(load_dataset(args.also), str(ds.provenance.get("engine")), grid=ds.grid)
+    frac = split.get("test_fraction")
+    rows = training_rows(ds, None if frac is None else float(frac), int(split.get("seed", 0)), aux)
+    X, g = rows.X, rows.groups
+    tr, va, ood_tr, ood_cal = m.fit_rows(X, g, None if aux is None else rows.primary)
     if m.metadata.get("n_train") not in (None, len(tr)):
         print(f"error: {len(tr)} training rows rebuilt, the model was trained on {m.metadata['n_train']}: "
               "not this model's dataset or split", file=sys.stderr)
         return 1
     old_pca, old_names = m.ood_.threshold_, list(m.combined_ood_.names)
-    m.fit_ood(X[tr], X[va], groups_train=g[tr])
+    m.fit_ood(X[ood_tr], X[ood_cal], groups_train=g[ood_tr])
     if not np.isclose(m.ood_.threshold_, old_pca, rtol=1e-9):
         print(f"error: PCA threshold {m.ood_.threshold_:.6g} != stored {old_pca:.6g}: the rebuilt rows are not "
               "the model's own; nothing written", file=sys.stderr)

@@ -44,3 +44,17 @@ def test_refit_reproduces_the_scores_and_refuses_other_data(trained):
     assert not (d / "bad.pt").exists()
     r = _run(d / "m.pt", d / "syn.h5", "--out", d / "refit.pt")
     assert r.returncode == 2 and "exists" in r.stderr
+
+
+def test_refit_rebuilds_the_rows_of_a_model_trained_with_auxiliary_rows(trained):
+    d = trained
+    synthetic_structure_dataset(d / "aux.h5", n_structures=12, seed=6, engine="other-engine")
+    r = CliRunner().invoke(app, ["train", str(d / "syn.h5"), "--also", str(d / "aux.h5"), "--out",
+                                 str(d / "mf.pt"), "--members", "1", "--epochs", "3", "--hidden", "16"])
+    assert r.exit_code == 0, r.output
+    r = _run(d / "mf.pt", d / "syn.h5", "--out", d / "mf_refit.pt")
+    assert r.returncode == 2 and "--also" in r.stderr  # the auxiliary rows are part of the model's rows
+    r = _run(d / "mf.pt", d / "syn.h5", "--also", d / "aux.h5", "--out", d / "mf_refit.pt")
+    assert r.returncode == 0, r.stderr
+    a, b = InverseModel.load(d / "mf.pt"), InverseModel.load(d / "mf_refit.pt")
+    np.testing.assert_allclose(b.combined_ood_.thresholds_, a.combined_ood_.thresholds_, rtol=1e-6)

@@ -51,6 +51,7 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
     groups = split_groups(ds)
     te = np.zeros(len(ds), bool) if include_test else test_mask(groups, test_fraction, split_seed)
     tr = ~te
+    rows = training_rows(ds, None if include_test else test_fraction, split_seed, auxiliary)
     split = {"test_fraction": None if include_test else test_fraction, "seed": split_seed,
              "train_structures": int(len(np.unique(ds.structure_ids[tr])))}
     prov = {"dataset": None if dataset_path is None else str(dataset_path),
@@ -59,12 +60,10 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
     if inverse is not None:
         inv = clone(inverse).set_params(grid=ds.grid)
         cb = progress(f"training {inv.members} x {inv.arch}", inv.members * inv.epochs) if progress else None
-        if auxiliary is None:
-            inv.fit(ds.X[tr], ds.y[tr], groups=groups[tr], provenance=prov, progress=cb)
-        else:
-            Xj, yj, gj, primary = auxiliary.joined(ds.X[tr], ds.y[tr], groups[tr], held_out=groups[te])
-            inv.fit(Xj, yj, groups=gj, primary=primary, progress=cb,
-                    provenance={**prov, "auxiliary": auxiliary.record(int((~primary).sum()))})
+        if auxiliary is not None:
+            prov = {**prov, "auxiliary": auxiliary.record(int((~rows.primary).sum()))}
+        inv.fit(rows.X, rows.y, groups=rows.groups, primary=None if auxiliary is None else rows.primary,
+                provenance=prov, progress=cb)
         if te.any():
             res = evaluate_inverse(inv, ds, test_fraction, split_seed)
             inv.metadata["test_metrics"] = res["metrics"]["test"]
@@ -81,6 +80,31 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
             run.metrics["forward"] = {"test": fm.metadata["test_metrics"]}
         run.forward = fm
     return run
+
+
+@dataclass
+class TrainingRows:
+    """The rows an inverse model is fitted on: spectra, labels, groups, ``primary`` (rows of the
+    dataset itself, not auxiliary) and ``test`` (the dataset's held-out rows, bool per dataset row)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    primary: np.ndarray
+    test: np.ndarray
+
+
+def training_rows(ds, test_fraction: float | None = 0.15, split_seed: int = 0, auxiliary=None) -> TrainingRows:
+    """The inverse model's training rows of dataset ``ds`` as :func:`train_and_evaluate` builds them
+    (hash split by structure group; ``test_fraction`` None: every row), joined by ``auxiliary``
+    rows outside the test groups. With a model's ``training_provenance.split`` this rebuilds the
+    rows it was fitted on (then ``InverseModel.fit_rows`` gives its validation and OOD rows)."""
+    groups = split_groups(ds)
+    te = np.zeros(len(ds), bool) if test_fraction is None else test_mask(groups, test_fraction, split_seed)
+    if auxiliary is None:
+        return TrainingRows(ds.X[~te], ds.y[~te], groups[~te], np.ones(int((~te).sum()), bool), te)
+    X, y, g, primary = auxiliary.joined(ds.X[~te], ds.y[~te], groups[~te], held_out=groups[te])
+    return TrainingRows(X, y, g, primary, te)
 
 
 def refuse_existing(paths, overwrite: bool) -> None:

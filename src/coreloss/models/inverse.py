@@ -34,6 +34,7 @@ from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
 from coreloss.models.bounds import apply_bounds, label_range
+from coreloss.models.rows import group_val_split
 from coreloss.models.ood import OOD_FLAG_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
 
@@ -57,26 +58,6 @@ def check_spectra(X, grid: EnergyGrid, spectra_grid: EnergyGrid | None = None) -
                             f"({grid.start:g}..{grid.stop:g} eV, step {grid.step:g}) has {grid.n}; "
                             "resample them explicitly with coreloss.spectra.align_to_grid")
     return X
-
-
-def _group_val_split(n: int, groups, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.arange(n)
-    if val_fraction <= 0:
-        return idx, idx[:0]
-    if groups is None:
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(n)
-        k = max(1, int(round(val_fraction * n)))
-        return np.sort(perm[k:]), np.sort(perm[:k])
-    groups = np.asarray(groups).astype(str)
-    uniq = np.unique(groups)
-    if len(uniq) < 3:
-        return idx, idx[:0]
-    rng = np.random.default_rng(seed)
-    k = max(1, int(round(val_fraction * len(uniq))))
-    val_groups = rng.choice(uniq, size=k, replace=False)
-    is_val = np.isin(groups, val_groups)
-    return idx[~is_val], idx[is_val]
 
 
 #: predicted labels beyond the training range by more than this fraction of it are flagged
@@ -199,10 +180,8 @@ class InverseModel(BaseEstimator):
         self.y_std_ = np.where(self.y_std_ > 0, self.y_std_, 1.0)
         self.y_mean_ = np.nan_to_num(self.y_mean_)
         Ys = (y - self.y_mean_) / self.y_std_
-        tr, va = _group_val_split(len(X), groups, self.val_fraction, self.seed)
+        tr, va, _, _ = self.fit_rows(X, groups, primary)
         pm = np.ones(len(X), bool) if primary is None else np.asarray(primary, bool)
-        if pm.shape != (len(X),) or not pm.any():
-            raise CorelossError("primary must be one bool per spectrum with at least one True")
         augment = self.make_augmenter()
         self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed) if pre is None \
             else pre.ensemble_
@@ -223,18 +202,13 @@ class InverseModel(BaseEstimator):
                                   batch_size=self.batch_size, weight_decay=self.weight_decay)
         # variance recalibration on the validation structures
         self.calibration_ = np.ones(len(self.label_names))
-        calib_idx = va if len(va) else tr
         if self.recalibrate and len(va):
             mu, var = self.ensemble_.predict(clean_scaled(Xin[va]))
             z2 = (Ys[va] - mu) ** 2 / var
             n_ok = np.isfinite(z2).sum(axis=0)  # labels masked in every validation row: no factor
             c = np.sqrt(np.nansum(z2, axis=0) / np.maximum(n_ok, 1)) * np.where(n_ok > 0, 1.0, np.nan)
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        ood_tr, ood_cal = tr[pm[tr]], calib_idx[pm[calib_idx]]
-        ood_cal = ood_cal if len(ood_cal) else ood_tr  # no primary row among the validation groups
-        if primary is not None:  # joined rows repeat the primary spectra: score against each once
-            ood_tr = np.sort(ood_tr[np.unique(X[ood_tr], axis=0, return_index=True)[1]])
-            ood_cal = np.sort(ood_cal[np.unique(X[ood_cal], axis=0, return_index=True)[1]])
+        _, _, ood_tr, ood_cal = self.fit_rows(X, groups, primary)
         self.fit_ood(X[ood_tr], X[ood_cal], None if onset is None else onset[ood_tr],
                      None if onset is None else onset[ood_cal],
                      groups_train=None if groups is None else np.asarray(groups).astype(str)[ood_tr])
@@ -263,6 +237,23 @@ class InverseModel(BaseEstimator):
                                                       "training_provenance": pre.metadata.get("training_provenance")},
         }
         return self
+
+    def fit_rows(self, X, groups=None, primary=None):
+        """Row indices :meth:`fit` uses for ``X`` (its ``groups``, ``primary``): network training and
+        validation (whole groups, ``val_fraction``, ``seed``), then the OOD scores' training and
+        calibration rows (primary rows only, each spectrum once)."""
+        tr, va = group_val_split(len(X), groups, self.val_fraction, self.seed)
+        pm = np.ones(len(X), bool) if primary is None else np.asarray(primary, bool)
+        if pm.shape != (len(X),) or not pm.any():
+            raise CorelossError("primary must be one bool per spectrum with at least one True")
+        calib = va if len(va) else tr
+        ood_tr, ood_cal = tr[pm[tr]], calib[pm[calib]]
+        ood_cal = ood_cal if len(ood_cal) else ood_tr  # no primary row among the validation groups
+        if primary is not None:  # joined rows repeat the primary spectra: score against each once
+            X = np.asarray(X)
+            ood_tr = np.sort(ood_tr[np.unique(X[ood_tr], axis=0, return_index=True)[1]])
+            ood_cal = np.sort(ood_cal[np.unique(X[ood_cal], axis=0, return_index=True)[1]])
+        return tr, va, ood_tr, ood_cal
 
     def fit_ood(self, X_train, X_calib, onset_train=None, onset_calib=None, groups_train=None) -> "InverseModel":
         """(Re)fit the OOD scores: PCA, latent and spectrum neighbours on ``X_train`` (clean training
