@@ -5,7 +5,7 @@
 #   2. the shipped models on measured spectra (../shared/data/experimental, skipped where absent)
 #   3. the shipped forward model: spectra of every O site of alpha-quartz
 #   4. a small build with the default engine (gpaw-lcao DFT): one O site of alpha-quartz, and the
-#      shipped model (trained on xtb spectra) scored on it
+#      shipped model (trained on the default engine's spectra at production settings) scored on it
 # Every stage is idempotent: rerunning resumes the build and replaces the other outputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +13,13 @@ export OMP_NUM_THREADS=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore
 CL=${CL:-.venv/bin/coreloss}
 PY=${PY:-.venv/bin/python}
 OUT=${DEMO_OUT:-demo_out}
-DATA=datasets/sio2_xtb_gfn2_v2.h5
+DATA=$($PY -c "from coreloss.models import InverseModel, default_inverse_model_path as p; print(InverseModel.load(p()).metadata['training_provenance']['dataset'])")
 SHARED=../shared/data
 mkdir -p "$OUT"
 t0=$(date +%s)
 stage() { echo; echo "== $1   [$(( $(date +%s) - t0 )) s]"; }
 
-stage "1. shipped models on a 32x32 spectrum image of held-out spectra (27 structures the model never saw, SNR 40)"
+stage "1. shipped models on a 32x32 spectrum image of held-out spectra ($DATA: structures the model never saw, SNR 40)"
 $PY scripts/demo_heldout.py image "$DATA" "$OUT/heldout_image.hspy"
 $CL map "$OUT/heldout_image.hspy" --out "$OUT/map_heldout" --overwrite
 $PY scripts/demo_heldout.py score "$OUT/heldout_image.hspy" "$OUT/map_heldout"
@@ -43,7 +43,7 @@ stage "4. default engine (gpaw-lcao, PBE DFT; demo settings dzp, 4 A images): on
 $CL dataset build --engine gpaw-lcao -p basis=dzp -p min_image_distance=4 --ids pyxtal-lt_quartz \
     --workers 0 --out "$OUT/lcao_demo.h5"
 $CL dataset info "$OUT/lcao_demo.h5"
-echo "-- the shipped model (trained on xtb spectra) on this DFT site: expected to be flagged out of distribution"
+echo "-- the shipped model (trained on production-setting DFT spectra: tzdp, 8 A images) on this demo-setting site"
 $CL evaluate "$OUT/lcao_demo.h5" --transfer --out "$OUT/transfer_lcao" --overwrite
 
 stage "done"

@@ -73,6 +73,8 @@ def _prepare(file: Path, model: Optional[Path], lowloss: Optional[Path], config,
     """Check the inputs and read them: (model, measured, low-loss or None)."""
     from coreloss.fileio import check_input_file
     from coreloss.measured import load_model, read_measured
+    from coreloss.models import inverse_model_path
+    model = None if model is None else inverse_model_path(model)
     for opt, p in (("FILE", file), ("--lowloss", lowloss), ("--model", model)):
         if p is not None:
             check_input_file(p, opt)
@@ -98,7 +100,8 @@ def _undo_on_error(paths):
         Path(p).unlink(missing_ok=True)
 
 
-_MODEL = typer.Option(None, "--model", "-m", help="Inverse model file (.pt); default: the shipped one.")
+_MODEL = typer.Option(None, "--model", "-m", help="Inverse model file (.pt), or `xtb` for the shipped "
+                      "xtb-trained one; default: the shipped default.")
 _LOWLOSS = typer.Option(None, "--lowloss", help="Low-loss spectrum for Fourier-ratio deconvolution "
                         "(and the instrument resolution from its zero-loss peak).")
 _SHIFT = typer.Option("0", "--shift", help="Energy calibration: shift added to the energy axis (eV), "

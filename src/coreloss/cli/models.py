@@ -150,7 +150,8 @@ def train(
 def evaluate(
     data: Path = typer.Argument(..., help="Dataset file (HDF5)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (metrics.json, parity.png)."),
-    model_path: Optional[Path] = typer.Option(None, "--model", help="Inverse model (default: shipped)."),
+    model_path: Optional[Path] = typer.Option(
+        None, "--model", help="Inverse model file, or `xtb` for the shipped xtb-trained one (default: shipped)."),
     cv: bool = typer.Option(False, "--cv", help="Also run group k-fold CV, retraining the model's setup."),
     folds: int = typer.Option(5, "--folds", help="Folds for --cv."),
     transfer: bool = typer.Option(
@@ -167,7 +168,7 @@ def evaluate(
 
     from coreloss.dataset import load_dataset
     from coreloss.evaluate import cross_validate, evaluate_inverse, parity_figure, split_groups
-    from coreloss.models import default_inverse_model_path
+    from coreloss.models import inverse_model_path
     from coreloss.models.inverse import InverseModel
 
     from coreloss.errors import CorelossError
@@ -180,7 +181,8 @@ def evaluate(
     _refuse_existing([out / "metrics.json", out / "parity.png"], overwrite)
     check_input_file(data, "DATA")
     out.mkdir(parents=True, exist_ok=True)
-    model = InverseModel.load(model_path or default_inverse_model_path())
+    model_path = inverse_model_path(model_path)
+    model = InverseModel.load(model_path)
     ds = load_dataset(data)
     split = model.metadata.get("training_provenance", {}).get("split", {})
     fraction = split.get("test_fraction") or 0.15
@@ -188,8 +190,8 @@ def evaluate(
         console.print("[yellow]warning[/yellow]: this model was trained on all structures; "
                       "its test metrics are not held-out metrics")
     res = evaluate_inverse(model, ds, fraction, int(split.get("seed", 0)))
-    metrics = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(model_path or
-               default_inverse_model_path()), "model_metadata": model.metadata, **res["metrics"]}
+    metrics = {"dataset": str(data), "dataset_provenance": ds.provenance, "model": str(model_path),
+               "model_metadata": model.metadata, **res["metrics"]}
     if cv:
         from sklearn.base import clone
         auxiliary = _recorded_auxiliary(model, ds, console)
@@ -233,7 +235,7 @@ def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: boo
 
     from coreloss.dataset import load_dataset
     from coreloss.evaluate import evaluate_transfer
-    from coreloss.models import default_inverse_model_path
+    from coreloss.models import inverse_model_path
     from coreloss.models.inverse import InverseModel
 
     from coreloss.fileio import check_input_file, check_output_dir
@@ -243,7 +245,7 @@ def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: boo
     check_output_dir(out)
     _refuse_existing(files, overwrite)
     check_input_file(data, "DATA")
-    mpath = model_path or default_inverse_model_path()
+    mpath = inverse_model_path(model_path)
     model = InverseModel.load(mpath)
     ds = load_dataset(data)
     names = [n.strip() for n in labels.split(",") if n.strip()] if labels else None

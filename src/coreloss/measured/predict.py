@@ -40,16 +40,11 @@ from coreloss.spectra import EnergyGrid
 
 
 def load_model(path=None):
-    """Load an :class:`~coreloss.models.inverse.InverseModel` (default: the shipped pretrained one)."""
+    """Load an :class:`~coreloss.models.inverse.InverseModel`: a file, or a shipped one by keyword
+    (None: the default; ``"xtb"``: :func:`coreloss.models.inverse_model_path`)."""
+    from coreloss.models import inverse_model_path
     from coreloss.models.inverse import InverseModel
-    if path is None:
-        import coreloss.models as models
-        finder = getattr(models, "default_inverse_model_path", None)
-        path = finder() if finder is not None else None
-        if path is None or not Path(path).is_file():
-            raise CorelossError("no pretrained inverse model is installed; pass --model MODEL.pt "
-                                "(train one with `coreloss train`)")
-    return InverseModel.load(path)
+    return InverseModel.load(inverse_model_path(path))
 
 
 _ONSET_RULE = ("onset_fraction", "onset_smooth_ev", "onset_sustain_ev")

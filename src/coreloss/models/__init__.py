@@ -28,6 +28,19 @@ def default_inverse_model_path() -> Path:
     return _shipped("inverse_model.pt", "inverse")
 
 
+#: keywords ``--model`` accepts for the shipped inverse models
+SHIPPED_INVERSE = {"default": "inverse_model.pt", "xtb": "inverse_model_xtb.pt"}
+
+
+def inverse_model_path(spec=None) -> Path:
+    """The inverse model file ``spec`` names: None or ``"default"``: the shipped default; ``"xtb"``:
+    the shipped model trained on xtb spectra only (the earlier default; it flags DFT-like spectra);
+    anything else: a file path (returned as given)."""
+    if spec is None or str(spec) in SHIPPED_INVERSE:
+        return _shipped(SHIPPED_INVERSE[str(spec or "default")], f"{spec or 'default'} inverse")
+    return Path(spec)
+
+
 def default_forward_model_path() -> Path:
     """Path of the shipped pretrained forward model (``coreloss/data/forward_model.pt``)."""
     return _shipped("forward_model.pt", "forward")
@@ -43,4 +56,5 @@ def __getattr__(name):  # lazy: importing coreloss.models must not import torch
     raise AttributeError(name)
 
 
-__all__ = ["InverseModel", "ForwardModel", "default_inverse_model_path", "default_forward_model_path"]
+__all__ = ["InverseModel", "ForwardModel", "default_inverse_model_path", "default_forward_model_path",
+           "inverse_model_path"]
