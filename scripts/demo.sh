@@ -25,7 +25,7 @@ $CL map "$OUT/heldout_image.hspy" --out "$OUT/map_heldout" --overwrite
 $PY scripts/demo_heldout.py score "$OUT/heldout_image.hspy" "$OUT/map_heldout"
 
 if [ -d "$SHARED/experimental" ]; then
-  stage "2. measured spectra (not SiO2: expected to be flagged out of distribution; 10 of the 40 LSMO pixels pass, see BENCHMARKS.md)"
+  stage "2. measured spectra (not SiO2: expected to be flagged out of distribution; Mn/Ti/La edges found)"
   $CL predict "$SHARED/experimental/exspy_coreloss_spectrum.msa" \
       --lowloss "$SHARED/experimental/exspy_lowloss_spectrum.msa" --out "$OUT/predict" --overwrite
   $CL map "$SHARED/experimental/LSMO_linescan.hspy" \

@@ -35,6 +35,7 @@ from coreloss.errors import CorelossError
 from coreloss.measured import edges
 from coreloss.measured.preprocess import PreprocessConfig, preprocess_block
 from coreloss.measured.readers import MeasuredSpectra
+from coreloss.measured.composition import foreign_edges
 from coreloss.measured.stream import map_blocks
 from coreloss.spectra import EnergyGrid
 
@@ -109,6 +110,7 @@ class MeasuredPrediction:
     crop_energy: np.ndarray | None = None
     cropped: np.ndarray | None = None
     clipped: np.ndarray | None = None  # (n, 6) bool: mean clipped to its physical limits
+    foreign: np.ndarray | None = None  # (n,) "" or the other elements' edges found (composition check)
 
     @property
     def valid(self) -> np.ndarray:
@@ -206,6 +208,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
     mean, std = np.full((n, k), np.nan), np.full((n, k), np.nan)
     score, onset, snr = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons = np.full(n, "", dtype=object)
+    foreign = np.full(n, "", dtype=object)
     flag = np.ones(n, bool)  # failed pixels count as out of distribution
     clipped = np.zeros((n, k), bool)
     X = np.full((n_keep, grid.n), np.nan) if keep else None
@@ -221,6 +224,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
                 raise
             raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
+        foreign = foreign_edges(measured.energy + config.shift_ev, block, o_k_onset_ev=config.edge_ev)
         t1 = time.perf_counter()
         ok, out = p.valid, None
         if ok.any():
@@ -229,15 +233,16 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
             if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
                 fl = fl | model.extrapolated(m)
+            fl = fl | (foreign[ok] != "")  # another element's edge: not SiO2
             out = (m, full["std"], full["ood_score"], fl, full["clipped"])
-        return p, out, t1 - t0, time.perf_counter() - t1
+        return p, out, foreign, t1 - t0, time.perf_counter() - t1
 
     if lowloss is not None and config.deconvolve:
         workers = 1  # exspy's deconvolution toggles HyperSpy's global preferences: one thread
-    for a, b, (p, out, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
+    for a, b, (p, out, fe, t_pre, t_net) in map_blocks(measured, one_block, batch, workers,
                                                    f"mapping {n} spectra" if progress else None, timing):
         record, crop_energy = p.record, p.energy
-        onset[a:b], snr[a:b], reasons[a:b] = p.onset, p.snr, p.reasons
+        onset[a:b], snr[a:b], reasons[a:b], foreign[a:b] = p.onset, p.snr, p.reasons, fe
         timing["preprocess_s"] += t_pre
         timing["network_s"] += t_net
         if out is not None:
@@ -264,7 +269,10 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "ood_rule": "OOD score > ood_threshold (combined: max over the model's flag scores, PCA and "
                         "latent kNN distance, of score / its threshold), or a predicted label outside the "
                         "training range widened by 10 % of it, or a mean clipped to its physical limits from "
-                        "more than CLIP_OOD_SIGMA (1) raw standard deviations outside them",
+                        "more than CLIP_OOD_SIGMA (1) raw standard deviations outside them, or a major "
+                        "edge of another element in the spectrum (coreloss.measured.composition)",
+            "composition_check": {"n_with_foreign_edges": int((foreign != "").sum()),
+                                  "edges": sorted(set("; ".join(foreign[foreign != ""]).split("; ")) - {""})},
             "calibration": calib or {"method": "declared shift", "shift_eV": config.shift_ev},
             "absolute_onset": {"used": absolute, "onset_offset_eV": onset_offset_ev},
             "n_clipped": int(clipped.any(axis=1).sum()),
@@ -273,7 +281,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             "timing": {k2: round(v, 3) for k2, v in timing.items()}}
     return MeasuredPrediction(mean, std, score, flag, onset, snr, reasons, X, measured.nav_shape, grid,
                               list(model.label_names), list(model.label_units), prov, crop_energy,
-                              np.concatenate(cropped) if keep and cropped else None, clipped)
+                              np.concatenate(cropped) if keep and cropped else None, clipped, foreign)
 
 
 def _nav_index(res: MeasuredPrediction, i: int) -> tuple:
@@ -295,6 +303,7 @@ def records(res: MeasuredPrediction) -> list[dict]:
         r["onset_eV"] = None if not np.isfinite(res.onset[i]) else float(res.onset[i])
         r["snr"] = None if not np.isfinite(res.snr[i]) else float(res.snr[i])
         r["status"] = res.reasons[i] or "ok"
+        r["foreign_edges"] = "" if res.foreign is None else str(res.foreign[i])
         out.append(r)
     return out
 
