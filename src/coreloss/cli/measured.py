@@ -157,6 +157,7 @@ def predict(file: Path = typer.Argument(..., help="Spectrum file: .msa .dm3 .dm4
     thr = "n/a" if thr is None else f"{thr:.3g}"
     console.print(f"{res.valid.sum()} of {len(res.valid)} spectra processed, {n_ood} out of distribution "
                   f"(OOD threshold {thr}); wrote " + ", ".join(str(p) for p in paths[:3]) + more)
+    _report_foreign(res)
 
 
 def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hspy .dm3 .dm4 .emd ...)"),
@@ -196,6 +197,16 @@ def map_(file: Path = typer.Argument(..., help="Spectrum image or line scan (.hs
     Console().print(f"mapped {res.valid.size} spectra {measured.nav_shape} in {t1 - t0:.1f} s: "
                     f"{n_bad} failed, {int(res.ood[res.valid].sum())} out of distribution; "
                     f"wrote {len(paths)} files to {out}/")
+    _report_foreign(res)
+
+
+def _report_foreign(res) -> None:
+    """One line naming the other elements' edges found (composition check), if any."""
+    check = res.provenance.get("composition_check") or {}
+    if check.get("n_with_foreign_edges"):
+        from rich.console import Console
+        Console().print(f"{check['n_with_foreign_edges']} spectra show another element's edge (not SiO2; "
+                        f"flagged): " + "; ".join(check["edges"][:6]))
 
 
 def synthetic_image(dataset: Path = typer.Argument(..., help="Dataset file (HDF5) with spectra and labels."),

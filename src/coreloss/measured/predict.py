@@ -352,6 +352,8 @@ def results_table(res: MeasuredPrediction, max_rows: int = 40):
         for n, u, m, s in zip(res.label_names, res.label_units, res.mean[0], res.std[0]):
             t.add_row(n, f"{m:.4g}", f"{s:.2g}", u)
         t.add_row("OOD", "[red]yes[/]" if res.ood[0] else "no", f"score {res.ood_score[0]:.3g}", "")
+        if res.foreign is not None and res.foreign[0]:
+            t.add_row("other elements", "[red]" + res.foreign[0] + "[/]", "", "")
         t.add_row("SNR / onset", f"{res.snr[0]:.0f}", "", f"{res.onset[0]:.2f} eV")
         return t
     t = Table(title=f"O-site properties ±1σ: {src}")
