@@ -114,5 +114,9 @@ def test_cli_train_also(data):
     assert r.exit_code == 0, r.output
     cv = json.loads((d / "ev" / "metrics.json").read_text())["cv"]
     assert cv["auxiliary"]["engine"] == "xtb-standin" and cv["n_splits"] == 2
+    r = runner.invoke(app, ["train", str(d / "dft.h5"), "--also", str(d / "xtb.h5"), "--out", str(d / "s.pt"),
+                            "--members", "1", "--epochs", "2", "--select", "--cv-folds", "2"])
+    assert r.exit_code == 0, r.output  # the CV that chooses the network also joins the auxiliary rows
+    assert len(InverseModel.load(d / "s.pt").metadata["selection"]["candidates"]) >= 2
     r = runner.invoke(app, ["train", str(d / "dft.h5"), "--also", str(d / "missing.h5"), "--out", str(d / "n.pt")])
     assert r.exit_code != 0 and "missing.h5" in str(r.exception) and not (d / "n.pt").exists()
