@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--ship", action="store_true", help="ship the --select choice (needs --select)")
     ap.add_argument("--also", default=None,
                     help="auxiliary dataset of another engine joined to the networks' training rows "
-                         "(coreloss.multifidelity; as `coreloss train --also`); baselines: --data only"),
+                         "(coreloss.multifidelity; as `coreloss train --also`); baselines: --data only")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the inference timing")
     args = ap.parse_args()
     if args.ship and not args.select:
@@ -126,12 +126,13 @@ def main():
                        "n_test_structures": int(len(np.unique(groups[te]))), "provenance": prov},
            "r2": {}, "mae": {}, "train_seconds": {}, "coverage_95": {}, "ood": {}, "inference": {}}
     rows_r2, rows_mae, models = {}, {}, {}
-    aux = None
+    aux = aux_all = None
     if args.also:
         from coreloss.dataset import load_dataset
         from coreloss.multifidelity import AuxiliaryRows
-        aux = AuxiliaryRows.from_dataset(load_dataset(args.also), str(prov.get("engine")), grid=grid,
-                                         source=args.also).without(groups[te])
+        aux_all = AuxiliaryRows.from_dataset(load_dataset(args.also), str(prov.get("engine")), grid=grid,
+                                             source=args.also)  # shipping leaves the test groups out itself
+        aux = aux_all.without(groups[te])
         res["auxiliary"] = aux.record(len(aux.X))
         print(f"auxiliary: {len(aux.X)} {aux.engine} sites outside the test structures join the networks' "
               f"training rows\n")
@@ -222,8 +223,7 @@ def main():
                  "created": res["created"]}
         ds = load_dataset(args.data)
         run = ship(ds, inverse=models[best], metrics={"inverse": bench}, dataset_path=args.data,
-                   auxiliary=None if aux is None else AuxiliaryRows.from_dataset(
-                       load_dataset(args.also), str(prov.get("engine")), grid=grid, source=args.also))
+                   auxiliary=aux_all)
         print(f"shipped inverse model ({best}, retrained by coreloss.workflow.ship; "
               f"{run.inverse.metadata['train_seconds']:.0f} s)")
 

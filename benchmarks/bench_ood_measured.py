@@ -33,16 +33,18 @@ MEASURED = ("LSMO_linescan.hspy", "LSMO_STO_linescan.hspy", "exspy_coreloss_spec
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="inverse model (default: shipped)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="the dataset the model was trained on (default: the path it records; that file "
+                         "may have grown since, e.g. the DFT build: then pass the checkpoint it saw)")
     ap.add_argument("--measured", type=Path, default=ROOT.parent / "shared" / "data" / "experimental")
     args = ap.parse_args()
     m = load_model(args.model)
     prov = m.metadata["training_provenance"]
-    ds = load_dataset(ROOT / prov["dataset"])
+    ds = load_dataset(args.data or ROOT / prov["dataset"])
     aux = None
     if prov.get("auxiliary"):
         from coreloss.multifidelity import AuxiliaryRows
-        aux = AuxiliaryRows.from_dataset(load_dataset(ROOT / prov["auxiliary"]["source"]),
-                                         str(ds.provenance.get("engine")), grid=ds.grid)
+        aux = AuxiliaryRows.load(ROOT / prov["auxiliary"]["source"], ds)
     split = prov["split"]
     rows = training_rows(ds, split.get("test_fraction"), int(split.get("seed", 0)), aux)
     _, _, otr, ocal = m.fit_rows(rows.X, rows.groups, None if aux is None else rows.primary)

@@ -49,7 +49,7 @@ def main() -> int:
     aux = None
     if args.also is not None:
         from coreloss.multifidelity import AuxiliaryRows
-        aux = AuxiliaryRows.from_dataset(load_dataset(args.also), str(ds.provenance.get("engine")), grid=ds.grid)
+        aux = AuxiliaryRows.load(args.also, ds)
     frac = split.get("test_fraction")
     rows = training_rows(ds, None if frac is None else float(frac), int(split.get("seed", 0)), aux)
     X, g = rows.X, rows.groups

@@ -52,6 +52,15 @@ class AuxiliaryRows:
             y[:, [LABEL_NAMES.index(n) for n in ENGINE_SPECIFIC_LABELS]] = np.nan
         return cls(np.asarray(ds.X, float), y, split_groups(ds), engine, None if source is None else str(source))
 
+    @classmethod
+    def load(cls, path, primary) -> "AuxiliaryRows":
+        """The rows of the dataset file ``path`` to join dataset ``primary`` (its engine decides what is
+        masked; its grid must match)."""
+        from coreloss.dataset import load_dataset
+
+        return cls.from_dataset(load_dataset(path), str(primary.provenance.get("engine", "unknown")),
+                                grid=primary.grid, source=path)
+
     def without(self, groups) -> "AuxiliaryRows":
         """These rows less those of structure ``groups`` (e.g. the held-out test structures)."""
         keep = ~np.isin(self.groups, np.unique(np.asarray(groups).astype(str)))

@@ -48,10 +48,9 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
 
     if inverse is None and forward is None:
         raise CorelossError("nothing to train: give an inverse and/or a forward model")
-    groups = split_groups(ds)
-    te = np.zeros(len(ds), bool) if include_test else test_mask(groups, test_fraction, split_seed)
-    tr = ~te
     rows = training_rows(ds, None if include_test else test_fraction, split_seed, auxiliary)
+    te = rows.test
+    tr = ~te
     split = {"test_fraction": None if include_test else test_fraction, "seed": split_seed,
              "train_structures": int(len(np.unique(ds.structure_ids[tr])))}
     prov = {"dataset": None if dataset_path is None else str(dataset_path),

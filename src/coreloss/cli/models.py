@@ -112,8 +112,7 @@ def train(
     if also is not None:
         from coreloss.multifidelity import AuxiliaryRows
 
-        auxiliary = AuxiliaryRows.from_dataset(load_dataset(also), str(ds.provenance.get("engine", "unknown")),
-                                               grid=ds.grid, source=also)
+        auxiliary = AuxiliaryRows.load(also, ds)
         console.print(f"{also}: {len(auxiliary.X)} {auxiliary.engine} sites join the inverse model's training "
                       f"rows (less those of held-out structures)")
     inverse = InverseModel(arch=arch, members=members, epochs=epochs, hidden=hidden_t, seed=seed)
@@ -215,7 +214,6 @@ def _recorded_auxiliary(model, ds, console):
     rec = model.metadata.get("training_provenance", {}).get("auxiliary")
     if not rec:
         return None
-    from coreloss.dataset import load_dataset
     from coreloss.multifidelity import AuxiliaryRows
 
     src = Path(rec.get("source") or "")
@@ -223,8 +221,7 @@ def _recorded_auxiliary(model, ds, console):
         console.print(f"[yellow]warning[/yellow]: the model was trained with auxiliary rows from {src}, which is "
                       "not here: CV retrains without them")
         return None
-    return AuxiliaryRows.from_dataset(load_dataset(src), str(ds.provenance.get("engine", "unknown")),
-                                      grid=ds.grid, source=src)
+    return AuxiliaryRows.load(src, ds)
 
 
 def _evaluate_transfer(data: Path, out: Path, model_path, labels, overwrite: bool) -> None:

@@ -30,8 +30,7 @@ def major_edges(exclude: tuple[str, ...] = ("O", "Si")) -> tuple[tuple[str, floa
     for el in elements.keys():
         if el in exclude:
             continue
-        be = elements[el].Atomic_properties.get_item("Binding_energies", None) \
-            if elements[el].has_item("Atomic_properties.Binding_energies") else None
+        be = elements[el].get_item("Atomic_properties.Binding_energies", None)
         if be is None:
             continue
         for shell in be.keys():

@@ -224,7 +224,7 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             if "no O K edge" not in str(exc) and "pre-edge region" not in str(exc):
                 raise
             raise _edge_error(measured, config, str(exc).split(" (check")[0]) from None
-        foreign = foreign_edges(measured.energy + config.shift_ev, block, o_k_onset_ev=config.edge_ev)
+        block_foreign = foreign_edges(measured.energy + config.shift_ev, block, o_k_onset_ev=config.edge_ev)
         t1 = time.perf_counter()
         ok, out = p.valid, None
         if ok.any():
@@ -233,9 +233,9 @@ def predict_measured(measured: MeasuredSpectra, model, config: PreprocessConfig 
             fl = fl | (full["clipped_sigma"] > CLIP_OOD_SIGMA).any(axis=1)  # clearly impossible
             if hasattr(model, "extrapolated"):  # labels outside the training range: also OOD
                 fl = fl | model.extrapolated(m)
-            fl = fl | (foreign[ok] != "")  # another element's edge: not SiO2
+            fl = fl | (block_foreign[ok] != "")  # another element's edge: not SiO2
             out = (m, full["std"], full["ood_score"], fl, full["clipped"])
-        return p, out, foreign, t1 - t0, time.perf_counter() - t1
+        return p, out, block_foreign, t1 - t0, time.perf_counter() - t1
 
     if lowloss is not None and config.deconvolve:
         workers = 1  # exspy's deconvolution toggles HyperSpy's global preferences: one thread

@@ -180,7 +180,7 @@ class InverseModel(BaseEstimator):
         self.y_std_ = np.where(self.y_std_ > 0, self.y_std_, 1.0)
         self.y_mean_ = np.nan_to_num(self.y_mean_)
         Ys = (y - self.y_mean_) / self.y_std_
-        tr, va, _, _ = self.fit_rows(X, groups, primary)
+        tr, va, ood_tr, ood_cal = self.fit_rows(X, groups, primary)
         pm = np.ones(len(X), bool) if primary is None else np.asarray(primary, bool)
         augment = self.make_augmenter()
         self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed) if pre is None \
@@ -208,7 +208,6 @@ class InverseModel(BaseEstimator):
             n_ok = np.isfinite(z2).sum(axis=0)  # labels masked in every validation row: no factor
             c = np.sqrt(np.nansum(z2, axis=0) / np.maximum(n_ok, 1)) * np.where(n_ok > 0, 1.0, np.nan)
             self.calibration_ = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        _, _, ood_tr, ood_cal = self.fit_rows(X, groups, primary)
         self.fit_ood(X[ood_tr], X[ood_cal], None if onset is None else onset[ood_tr],
                      None if onset is None else onset[ood_cal],
                      groups_train=None if groups is None else np.asarray(groups).astype(str)[ood_tr])
