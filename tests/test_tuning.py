@@ -37,3 +37,14 @@ def test_cv_select_refuses_unknown_parameters_and_empty_grids(data):
 def test_mean_r2_skips_labels_without_one():
     assert mean_r2({"a": {"r2": 0.5}, "b": {"r2": None}, "c": {"r2": 0.7}}) == pytest.approx(0.6)
     assert mean_r2({"a": {"r2": None}}) == -np.inf
+
+
+def test_score_averages_clean_and_measured_like_validation_spectra(data):
+    X, y, g = data
+    base = InverseModel(arch="et", n_trees=20, augment_copies=1, augment=("noise",))
+    both = cv_select(base, [{}], X, y, g, n_splits=3)[0]
+    clean = cv_select(base, [{}], X, y, g, n_splits=3, degraded=None)[0]
+    assert both["score"] == pytest.approx(0.5 * (both["score_clean"] + both["score_degraded"]))
+    assert both["score_clean"] == pytest.approx(clean["score"])
+    assert both["score_degraded"] < both["score_clean"]  # measured-like copies are harder
+    assert clean["score_degraded"] is None and clean["pooled_degraded"] is None

@@ -121,14 +121,17 @@ def spectrum_metrics(true, pred, grid, reference=None) -> dict:
 
 
 def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progress: bool = False,
-                   auxiliary=None) -> dict:
+                   auxiliary=None, degraded: Callable | None = None) -> dict:
     """Group k-fold CV of ``make_model()`` (``fit(X, y, groups)`` then ``predict``; a tuple's first
     element is the mean). Returns per-fold metrics and pooled out-of-fold metrics. With ``auxiliary``
     (:class:`coreloss.multifidelity.AuxiliaryRows`) each fold trains on its rows joined by the
-    auxiliary rows outside its validation groups (``fit(..., primary=)``); scores are on ``X`` only."""
+    auxiliary rows outside its validation groups (``fit(..., primary=)``); scores are on ``X`` only.
+    With ``degraded`` (``f(X) -> X'``, e.g. :func:`coreloss.models.tuning.measured_like`) each fold
+    is also scored on degraded copies of its validation spectra (``"pooled_degraded"``)."""
     X, y = np.asarray(X, float), np.asarray(y, float)
     groups = np.asarray(groups).astype(str)
     oof = np.full_like(y, np.nan)
+    oof_deg = np.full_like(y, np.nan) if degraded is not None else None
     folds = []
     splits = group_kfold(groups, n_splits)
     for k, (tr, te) in enumerate(splits):
@@ -144,9 +147,15 @@ def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progre
         pred = model.predict(X[te])
         oof[te] = pred[0] if isinstance(pred, tuple) else pred
         folds.append(regression_metrics(y[te], oof[te]))
+        if degraded is not None:
+            pred = model.predict(degraded(X[te]))
+            oof_deg[te] = pred[0] if isinstance(pred, tuple) else pred
         if progress:
             print(f"fold {k + 1}/{n_splits} done")
-    return {"n_splits": n_splits, "folds": folds, "pooled": regression_metrics(y, oof), "oof": oof}
+    out = {"n_splits": n_splits, "folds": folds, "pooled": regression_metrics(y, oof), "oof": oof}
+    if degraded is not None:
+        out["pooled_degraded"] = regression_metrics(y, oof_deg)
+    return out
 
 
 # ----------------------------------------------------------------------------- figures

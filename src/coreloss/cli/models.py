@@ -45,7 +45,8 @@ OVERWRITE_HELP = "Replace existing output files."
 def train(
     data: Path = typer.Argument(..., help="Dataset file (HDF5, `coreloss dataset build`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Inverse model file to write (.pt)."),
-    arch: str = typer.Option("mlp", "--arch", help="Network: mlp or cnn."),
+    arch: str = typer.Option("mlp", "--arch", help="Model: mlp or cnn (deep ensemble of networks), et or rf "
+                             "(extremely randomised trees / random forest; coreloss.models.forest)."),
     members: int = typer.Option(5, "--members", help="Deep-ensemble size."),
     epochs: int = typer.Option(150, "--epochs", help="Training epochs per member."),
     hidden: str = typer.Option("256,128", "--hidden", help="Hidden sizes (MLP) / dense size first (CNN)."),
@@ -59,8 +60,9 @@ def train(
                                                help="Also write the held-out metrics (JSON)."),
     threads: int = typer.Option(1, "--threads", help="Torch threads for training."),
     select: bool = typer.Option(
-        False, "--select", help="Choose arch, hidden sizes, dropout and weight decay by group k-fold CV "
-        "on the training structures (coreloss.models.tuning; overrides --arch/--hidden)."),
+        False, "--select", help="Choose the model (networks or trees, size, regularisation, augmentation) by "
+        "group k-fold CV on the training structures, scored on clean and measured-like validation spectra "
+        "(coreloss.models.tuning; overrides --arch/--hidden)."),
     cv_folds: int = typer.Option(5, "--cv-folds", help="Folds for --select."),
     also: Optional[Path] = typer.Option(
         None, "--also", help="Auxiliary dataset of another engine (e.g. xtb) joined to the inverse model's "
@@ -68,7 +70,7 @@ def train(
         "(coreloss.multifidelity); the OOD flag and the forward model use DATA only."),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
-    """Train the inverse model (deep ensemble) on the training structures of DATA."""
+    """Train the inverse model (deep ensemble or tree ensemble) on the training structures of DATA."""
     from rich.console import Console
 
     from coreloss.dataset import load_dataset
@@ -76,8 +78,8 @@ def train(
     from coreloss.fileio import check_input_file, check_output_file
 
     console = Console(stderr=True)
-    if arch not in ("mlp", "cnn"):
-        raise CorelossError(f"--arch must be mlp or cnn, not {arch!r}")
+    if arch not in ("mlp", "cnn", "et", "rf"):
+        raise CorelossError(f"--arch must be mlp, cnn, et or rf, not {arch!r}")
     try:
         hidden_t = tuple(int(h) for h in hidden.split(","))
     except ValueError:

@@ -69,6 +69,7 @@ def inverse_from_blob(cls, blob: dict, path, grid=None):
     from coreloss.conventions import SpectralConventions
     from coreloss.labels import LABEL_NAMES
     from coreloss.models.ensemble import DeepEnsemble
+    from coreloss.models.forest import FOREST_ARCHS, ForestEnsemble
     from coreloss.models.ood import CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
     from coreloss.spectra import EnergyGrid
 
@@ -97,7 +98,8 @@ def inverse_from_blob(cls, blob: dict, path, grid=None):
         obj.spectrum_knn_ = SpectrumKNN.from_state({k[4:]: v for k, v in a.items() if k.startswith("skn_")})
     ens = dict(blob["ensemble"])
     ens["net_kwargs"] = json.loads(ens["net_kwargs"])
-    obj.ensemble_ = DeepEnsemble.from_state({**ens, "weights": blob["weights"]})
+    kind = ForestEnsemble if ens["arch"] in FOREST_ARCHS else DeepEnsemble
+    obj.ensemble_ = kind.from_state({**ens, "weights": blob["weights"]})
     obj.label_names = list(obj.metadata.get("label_names", LABEL_NAMES))
     obj.label_units = list(obj.metadata.get("label_units", obj.label_units))
     return obj

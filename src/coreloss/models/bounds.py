@@ -59,3 +59,23 @@ def label_range(y) -> dict:
     y = np.asarray(y, float)
     with np.errstate(invalid="ignore"):
         return {"min": np.nanmin(y, axis=0).tolist(), "max": np.nanmax(y, axis=0).tolist()}
+
+
+def outside_range(mean, label_range: dict | None, margin: float) -> np.ndarray:
+    """(n,) bool: a row of ``mean`` (n, 6) lies outside ``label_range`` (:func:`label_range`'s
+    min / max) widened by ``margin`` x range on either side; all False without a range."""
+    mean = np.atleast_2d(np.asarray(mean, float))
+    if not label_range:
+        return np.zeros(len(mean), bool)
+    lo, hi = np.asarray(label_range["min"], float), np.asarray(label_range["max"], float)
+    pad = margin * (hi - lo)
+    with np.errstate(invalid="ignore"):
+        out = (mean < lo - pad) | (mean > hi + pad)
+    return np.any(out & np.isfinite(lo) & np.isfinite(hi), axis=1)
+
+
+def spectral_envelope(X) -> dict:
+    """5-95 % band and mean of spectra ``X`` (n, grid.n) per grid point (for plots of measured spectra)."""
+    return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
+            "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
+            "mean": X.mean(axis=0).round(6).tolist()}

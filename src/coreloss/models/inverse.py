@@ -1,19 +1,17 @@
 """Inverse model: O K-edge spectrum of one O site -> the six site properties, with uncertainty.
 
 :class:`InverseModel` (scikit-learn style) wraps a :class:`~coreloss.models.ensemble.DeepEnsemble`
-trained on onset-aligned, area-normalised spectra on a fixed :class:`~coreloss.spectra.EnergyGrid`
-(default -5..25 eV, 0.1 eV). Targets are standardised for training and reported in the units of
-:data:`coreloss.labels.LABEL_UNITS`. Training augments every batch with the degradations in
-``augment`` (:mod:`coreloss.models.augment`: Poisson noise at a random SNR from ``snrs``, onset
-misalignment within ``+-max_shift_ev``, and optionally resolution, lifetime, energy-scale stretch,
-residual background, plural scattering). A group-wise validation split (``val_fraction`` of the
-structures) selects the epoch, fits one variance recalibration factor per label (so the validation
-z-scores have unit variance) and calibrates the OOD thresholds (:class:`~coreloss.models.ood.CombinedOOD`:
-PCA and latent k-nearest-neighbour distance set the flag, ensemble disagreement is reported;
-``ood_target_rate`` of clean + noisy validation spectra flagged). Predictions are held inside :data:`~coreloss.models.bounds.PHYSICAL_BOUNDS`.
-
-With ``absolute_onset=True`` the absolute onset energy (eV, the engine's scale) is a further input:
-use it only for spectra whose energy axis is calibrated to that scale (see docs/models.md).
+of networks (``arch`` mlp / cnn) or a :class:`~coreloss.models.forest.ForestEnsemble` of trees
+(et / rf), trained on onset-aligned, area-normalised spectra on a fixed
+:class:`~coreloss.spectra.EnergyGrid` (default -5..25 eV, 0.1 eV); standardised targets, reported in
+the units of :data:`coreloss.labels.LABEL_UNITS`. Training spectra are degraded by ``augment``
+(:mod:`coreloss.models.augment`; every batch for networks, ``augment_copies`` copies for trees).
+A group-wise validation split (``val_fraction`` of the structures) selects the epoch, fits one
+variance recalibration factor per label (validation z-scores of unit variance) and calibrates the
+OOD thresholds (:class:`~coreloss.models.ood.CombinedOOD`). Predictions are held inside
+:data:`~coreloss.models.bounds.PHYSICAL_BOUNDS`. With ``absolute_onset=True`` the absolute onset
+energy (eV, the engine's scale) is a further input: only for spectra calibrated to that scale
+(docs/models.md).
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from coreloss.errors import CorelossError
 from coreloss.models._io import inverse_blob, inverse_from_blob, load_blob, save_atomic
 from coreloss.labels import LABEL_NAMES, LABEL_UNITS
 from coreloss.models.ensemble import DeepEnsemble
+from coreloss.models.forest import FOREST_ARCHS, ForestEnsemble, label_sets
 from coreloss.models.augment import Augmenter, make_augmenter  # noqa: F401 (re-export)
-from coreloss.models.bounds import apply_bounds, label_range
+from coreloss.models.bounds import apply_bounds, label_range, outside_range, spectral_envelope
 from coreloss.models.rows import group_val_split
 from coreloss.models.ood import OOD_FLAG_SCORES, CombinedOOD, LatentKNN, PCAOutlierScore, SpectrumKNN
 from coreloss.spectra import DEFAULT_GRID, EnergyGrid
@@ -78,7 +77,9 @@ class InverseModel(BaseEstimator):
                  noise_kind: str = "poisson", max_shift_ev: float = 1.0, val_fraction: float = 0.15,
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
                  augment=DEFAULT_AUGMENT, augment_prob: float = 0.25, training_fwhm: float | None = None,
-                 absolute_onset: bool = False, ood_target_rate: float = 0.015, init: str | None = None):
+                 absolute_onset: bool = False, ood_target_rate: float = 0.015, init: str | None = None,
+                 n_trees: int = 300, min_samples_leaf: int = 2, max_features: float = 0.3,
+                 augment_copies: int = 3):
         self.arch, self.members, self.hidden, self.dropout = arch, members, hidden, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay
         self.snrs, self.noise_kind, self.max_shift_ev = snrs, noise_kind, max_shift_ev
@@ -87,6 +88,8 @@ class InverseModel(BaseEstimator):
         self.augment, self.augment_prob = augment, augment_prob
         self.training_fwhm, self.absolute_onset = training_fwhm, absolute_onset
         self.ood_target_rate, self.init = ood_target_rate, init
+        self.n_trees, self.min_samples_leaf, self.max_features = n_trees, min_samples_leaf, max_features
+        self.augment_copies = augment_copies
         self.label_names = list(LABEL_NAMES)
         self.label_units = [LABEL_UNITS[n] for n in LABEL_NAMES]
         self.metadata: dict = {}
@@ -102,10 +105,13 @@ class InverseModel(BaseEstimator):
                 "absolute_onset": bool(self.absolute_onset), "ood_target_rate": float(self.ood_target_rate),
                 "training_fwhm": getattr(self, "training_fwhm_", self.training_fwhm)}
 
-    def _net_kwargs(self) -> dict:
-        if self.arch == "mlp":
-            return {"hidden": tuple(self.hidden), "dropout": self.dropout}
-        return {"hidden": self.hidden[0], "dropout": self.dropout}
+    def _new_ensemble(self):
+        """Untrained members: a :class:`DeepEnsemble` of ``members`` networks (``arch`` mlp / cnn)
+        or a :class:`~coreloss.models.forest.ForestEnsemble` of ``n_trees`` trees (et / rf)."""
+        if self.arch in FOREST_ARCHS:
+            return ForestEnsemble(self.arch, self.n_trees, self.min_samples_leaf, self.max_features, self.seed)
+        kw = {"hidden": tuple(self.hidden)} if self.arch == "mlp" else {"hidden": self.hidden[0]}
+        return DeepEnsemble(self.arch, self.members, {**kw, "dropout": self.dropout}, self.seed)
 
     def _scale_x(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
@@ -127,12 +133,19 @@ class InverseModel(BaseEstimator):
         spectrum scaling is kept; the label scaling is refitted on the new labels."""
         if self.init is None:
             return None
+        if self.arch in FOREST_ARCHS:
+            raise CorelossError(f"arch {self.arch!r} (trees) cannot be fine-tuned: leave init unset")
         pre = InverseModel.load(self.init, grid=self.grid)
         mine, theirs = self.get_params(), pre.get_params()
         for k in ("arch", "members", "hidden", "absolute_onset"):
             if mine[k] != theirs[k]:
                 raise CorelossError(f"init model {self.init}: {k} is {theirs[k]!r}, this model's is {mine[k]!r}")
         return pre
+
+    def progress_steps(self, y) -> int:
+        """How often :meth:`fit` on labels ``y`` calls ``progress``: once per member epoch, or once
+        per forest (label set) for trees."""
+        return len(label_sets(y)) if self.arch in FOREST_ARCHS else self.members * self.epochs
 
     def make_augmenter(self) -> Augmenter:
         """The training-batch degradations (:class:`~coreloss.models.augment.Augmenter`)."""
@@ -183,8 +196,7 @@ class InverseModel(BaseEstimator):
         tr, va, ood_tr, ood_cal = self.fit_rows(X, groups, primary)
         pm = np.ones(len(X), bool) if primary is None else np.asarray(primary, bool)
         augment = self.make_augmenter()
-        self.ensemble_ = DeepEnsemble(self.arch, self.members, self._net_kwargs(), self.seed) if pre is None \
-            else pre.ensemble_
+        self.ensemble_ = self._new_ensemble() if pre is None else pre.ensemble_
         Xin = X if not self.absolute_onset else np.concatenate([X, onset[:, None]], axis=1)
         n_x = X.shape[1]
 
@@ -196,10 +208,14 @@ class InverseModel(BaseEstimator):
         def clean_scaled(xb):
             return self._inputs(xb[:, :n_x], xb[:, n_x] if self.absolute_onset else None)
 
-        hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
-                                  Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
-                                  progress=progress, epochs=self.epochs, lr=self.lr, warm=pre is not None,
-                                  batch_size=self.batch_size, weight_decay=self.weight_decay)
+        if isinstance(self.ensemble_, ForestEnsemble):  # grown once on clean + degraded copies
+            hist = self.ensemble_.fit(Xin[tr], Ys[tr], clean=clean_scaled, augment=aug_scaled,
+                                      copies=self.augment_copies, progress=progress)
+        else:
+            hist = self.ensemble_.fit(Xin[tr], Ys[tr], X_val=clean_scaled(Xin[va]) if len(va) else None,
+                                      Y_val=Ys[va] if len(va) else None, augment=aug_scaled,
+                                      progress=progress, epochs=self.epochs, lr=self.lr, warm=pre is not None,
+                                      batch_size=self.batch_size, weight_decay=self.weight_decay)
         # variance recalibration on the validation structures
         self.calibration_ = np.ones(len(self.label_names))
         if self.recalibrate and len(va):
@@ -230,7 +246,7 @@ class InverseModel(BaseEstimator):
             "train_seconds": round(time.perf_counter() - t0, 2),
             "best_val_mse": [float(min(h["val_mse"])) if h["val_mse"] else None for h in hist],
             "training_provenance": provenance or {},
-            "training_envelope": _envelope(X[tr[pm[tr]]]),
+            "training_envelope": spectral_envelope(X[tr[pm[tr]]]),
             "label_range": label_range(y),
             "pretraining": None if pre is None else {"init": str(self.init), "n_train": pre.metadata.get("n_train"),
                                                       "training_provenance": pre.metadata.get("training_provenance")},
@@ -288,7 +304,8 @@ class InverseModel(BaseEstimator):
         return {"method": "flag = max over " + ", ".join(c.flag_names) + " of score / threshold > 1; "
                 "PCA: T2+Q with its own threshold (99.9th percentile of noisy validation spectra); "
                 f"latent_knn: mean distance to the {self.latent_.k} nearest training spectra in the "
-                "ensemble's last hidden layers; its threshold: the quantile of clean + noisy validation "
+                + ("forest's latent space (PCA scores of the scaled spectra)" if self.arch in FOREST_ARCHS
+                   else "ensemble's last hidden layers") + "; its threshold: the quantile of clean + noisy validation "
                 f"spectra at which {self.ood_target_rate:.1%} of them are flagged in all; "
                 f"spectrum_knn: 1 - mean cosine with the {self.spectrum_knn_.k} most similar training "
                 f"spectra (smoothed, sigma {self.spectrum_knn_.sigma_ev:g} eV), threshold its "
@@ -365,20 +382,10 @@ class InverseModel(BaseEstimator):
         return full["ood_score"], full["ood"]
 
     def extrapolated(self, mean, margin: float = EXTRAPOLATION_MARGIN) -> np.ndarray:
-        """(n,) bool: a predicted label lies outside the training range widened by ``margin`` x range.
-
-        A second OOD test next to :meth:`ood_score`: a spectrum inside the spectral envelope can
-        still drive the network to labels it never saw (e.g. a transition-metal oxide's O K edge).
-        """
-        rng = (getattr(self, "metadata", {}) or {}).get("label_range")
-        mean = np.atleast_2d(np.asarray(mean, float))
-        if not rng:
-            return np.zeros(len(mean), bool)
-        lo, hi = np.asarray(rng["min"], float), np.asarray(rng["max"], float)
-        pad = margin * (hi - lo)
-        with np.errstate(invalid="ignore"):
-            out = (mean < lo - pad) | (mean > hi + pad)
-        return np.any(out & np.isfinite(lo) & np.isfinite(hi), axis=1)
+        """(n,) bool: a predicted label lies outside the training range widened by ``margin`` x range
+        (:func:`~coreloss.models.bounds.outside_range`), a second OOD test beside :meth:`ood_score`:
+        a spectrum inside the spectral envelope can still drive the model to labels it never saw."""
+        return outside_range(mean, (getattr(self, "metadata", {}) or {}).get("label_range"), margin)
 
     # -- persistence (the file format lives in coreloss.models._io) ------------------------------
     def save(self, path) -> Path:
@@ -390,10 +397,3 @@ class InverseModel(BaseEstimator):
     def load(cls, path, grid: EnergyGrid | None = None) -> "InverseModel":
         """Read a file written by :meth:`save`; with ``grid``, refuse a model trained on another grid."""
         return inverse_from_blob(cls, load_blob(path, FORMAT, _KEYS, "coreloss inverse model"), path, grid)
-
-
-def _envelope(X) -> dict:
-    """5-95 % band and mean of the training spectra on the grid (for plots of measured spectra)."""
-    return {"q05": np.quantile(X, 0.05, axis=0).round(6).tolist(),
-            "q95": np.quantile(X, 0.95, axis=0).round(6).tolist(),
-            "mean": X.mean(axis=0).round(6).tolist()}
