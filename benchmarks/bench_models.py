@@ -80,13 +80,13 @@ def select(X, y, groups, grid, args, res, auxiliary=None) -> dict:
                         "chosen": best["params"], "seconds": time.perf_counter() - t0}
     print(f"### Parameter selection: group {args.cv_folds}-fold CV on training structures "
           f"({args.cv_members}-member ensembles, {time.perf_counter() - t0:.0f} s)\n")
-    print("| arch | hidden | dropout | weight decay | " + " | ".join(SHORT[n] for n in LABEL_NAMES)
-          + " | mean R2 |\n|" + "---|" * 11)
+    print("| candidate | " + " | ".join(SHORT[n] for n in LABEL_NAMES)
+          + " | clean R2 | measured-like R2 | score |\n|" + "---|" * 10)
     for r in sel:
-        p, mark = r["params"], " (chosen)" if r is best else ""
+        mark = " (chosen)" if r is best else ""
         cells = " | ".join("n/a" if r["pooled"][n]["r2"] is None else f"{r['pooled'][n]['r2']:.3f}"
                            for n in LABEL_NAMES)
-        print(f"| {p['arch']} | {p['hidden']} | {p['dropout']} | {p['weight_decay']:g} | {cells} | "
+        print(f"| {r['params']} | {cells} | {r['score_clean']:.3f} | {r['score_degraded']:.3f} | "
               f"{r['score']:.3f}{mark} |")
     print()
     return best_params(sel)

@@ -95,3 +95,14 @@ def test_forest_cannot_fine_tune(forest_model, data, tmp_path):
     path = forest_model.save(tmp_path / "et.pt")
     with pytest.raises(CorelossError, match="fine-tuned"):
         InverseModel(arch="et", n_trees=5, init=str(path)).fit(X[:40], y[:40], g[:40])
+
+
+def test_float32_thresholds_split_float32_inputs_exactly():
+    from coreloss.models.forest import _float32_below
+
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=2000)
+    x = np.concatenate([t.astype(np.float32), np.nextafter(t.astype(np.float32), np.float32(np.inf)),
+                        rng.normal(size=2000).astype(np.float32)])
+    tt = np.concatenate([t, t, t])
+    np.testing.assert_array_equal(x <= _float32_below(tt), x.astype(np.float64) <= tt)

@@ -129,8 +129,10 @@ def train(
         chosen = best_params(sel)
         inverse.set_params(**chosen)
         console.print(f"chosen by {cv_folds}-fold group CV: {chosen}")
-        selection = {"folds": cv_folds, "score": "mean pooled out-of-fold R2 over labels",
-                     "candidates": [{"params": r["params"], "score": r["score"]} for r in sel]}
+        selection = {"folds": cv_folds, "score": "mean pooled out-of-fold R2 over labels, averaged over clean "
+                     "and measured-like (coreloss.models.tuning.measured_like) validation spectra",
+                     "candidates": [{k: r[k] for k in ("params", "score", "score_clean", "score_degraded")}
+                                    for r in sel]}
     run = train_and_evaluate(
         ds, inverse,
         ForwardModel(epochs=forward_epochs, seed=seed) if forward_out else None,

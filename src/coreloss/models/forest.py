@@ -14,8 +14,9 @@ electronic labels of auxiliary xtb rows: one forest per set of labels present in
 The latent space (for the latent k-nearest-neighbour OOD score) is the first ``n_latent``
 principal-component scores of the clean training inputs.
 
-The trees are kept as flat arrays (children, split feature, threshold, leaf moments) and walked in
-numpy, so a model file holds tensors only and loads without unpickling code.
+The trees are kept as compact flat arrays (int32 children, int16 split feature, float32 threshold
+rounded down so float32 inputs split exactly as in scikit-learn, float32 leaf means, float16 leaf
+variances) and walked in numpy, so a model file holds tensors only and loads without unpickling code.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ForestEnsemble:
     """``n_trees`` trees per label set (``arch`` ``"et"`` or ``"rf"``); ``fit`` / ``predict`` /
     ``predict_full`` / ``state`` / ``from_state`` as :class:`~coreloss.models.ensemble.DeepEnsemble`."""
 
-    def __init__(self, arch: str = "et", n_trees: int = 300, min_samples_leaf: int = 2,
+    def __init__(self, arch: str = "et", n_trees: int = 100, min_samples_leaf: int = 2,
                  max_features: float = 0.3, seed: int = 0, n_latent: int = 16):
         if arch not in FOREST_ARCHS:
             raise ValueError(f"unknown forest {arch!r}; choose from {FOREST_ARCHS}")
@@ -100,7 +101,7 @@ class ForestEnsemble:
                 epi = mu.var(axis=0)
                 out["mean"][sl, f["cols"]] = mu.mean(axis=0)
                 out["epistemic"][sl, f["cols"]] = epi
-                out["var"][sl, f["cols"]] = f["var"][leaf].mean(axis=0) + epi
+                out["var"][sl, f["cols"]] = f["var"][leaf].astype(np.float32).mean(axis=0) + epi
         out["latent"] = ((X - self.pca_mean) @ self.pca_components.T)[None].astype(np.float64)
         return out
 
@@ -161,10 +162,18 @@ def _flatten(est, X: np.ndarray, Y: np.ndarray, cols: list[int]) -> dict:
         var.append(v)
         roots.append(offset)
         offset += m
-    return {"left": np.concatenate(left).astype(np.int64), "right": np.concatenate(right).astype(np.int64),
-            "feature": np.concatenate(feat).astype(np.int64), "threshold": np.concatenate(thr),
-            "value": np.concatenate(value).astype(np.float32), "var": np.concatenate(var).astype(np.float32),
+    if offset >= 2**31 or X.shape[1] >= 2**15:
+        raise ValueError("forest too large for the compact node arrays")
+    return {"left": np.concatenate(left).astype(np.int32), "right": np.concatenate(right).astype(np.int32),
+            "feature": np.concatenate(feat).astype(np.int16), "threshold": _float32_below(np.concatenate(thr)),
+            "value": np.concatenate(value).astype(np.float32), "var": np.concatenate(var).astype(np.float16),
             "roots": np.asarray(roots, np.int64), "cols": np.asarray(cols, np.int64)}
+
+
+def _float32_below(t: np.ndarray) -> np.ndarray:
+    """The largest float32 <= each float64 threshold: for float32 inputs ``x <= t`` is unchanged."""
+    t32 = t.astype(np.float32)
+    return np.where(t32.astype(np.float64) > t, np.nextafter(t32, np.float32(-np.inf)), t32)
 
 
 def _leaves(f: dict, X: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ class InverseModel(BaseEstimator):
                  recalibrate: bool = True, seed: int = 0, grid: EnergyGrid = DEFAULT_GRID,
                  augment=DEFAULT_AUGMENT, augment_prob: float = 0.25, training_fwhm: float | None = None,
                  absolute_onset: bool = False, ood_target_rate: float = 0.015, init: str | None = None,
-                 n_trees: int = 300, min_samples_leaf: int = 2, max_features: float = 0.3,
+                 n_trees: int = 100, min_samples_leaf: int = 2, max_features: float = 0.3,
                  augment_copies: int = 3):
         self.arch, self.members, self.hidden, self.dropout = arch, members, hidden, dropout
         self.epochs, self.lr, self.batch_size, self.weight_decay = epochs, lr, batch_size, weight_decay

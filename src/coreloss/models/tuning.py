@@ -22,10 +22,9 @@ from coreloss.errors import CorelossError
 from coreloss.evaluate import cross_validate
 
 #: the default search space: size, regularisation and architecture of the networks, and tree
-#: ensembles (:mod:`coreloss.models.forest`) with more or fewer degraded training copies
+#: ensembles (:mod:`coreloss.models.forest`; the best tree setting of BENCHMARKS.md's probes)
 INVERSE_CANDIDATES: list[dict] = [
-    {"arch": "et", "augment_copies": 3},
-    {"arch": "et", "augment_copies": 1},
+    {"arch": "et", "augment_copies": 3, "augment_prob": 0.5},
     {"arch": "mlp", "hidden": (256, 128), "dropout": 0.1, "weight_decay": 1e-5},
     {"arch": "mlp", "hidden": (128, 64), "dropout": 0.2, "weight_decay": 1e-4},
     {"arch": "mlp", "hidden": (512, 256), "dropout": 0.1, "weight_decay": 1e-5},
