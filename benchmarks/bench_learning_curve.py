@@ -1,11 +1,13 @@
 """Learning curve of the inverse model: group-CV R2 per label against the number of structure groups.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_learning_curve.py \
-        --data datasets/sio2_xtb_gfn2_v2.h5 --groups 15 31 62 124 0 --draws 3
+        --data datasets/sio2_xtb_gfn2_v2.h5 --groups 15 31 62 124 0 --draws 3 \
+        [--params '{"arch": "et", "augment_copies": 3, "augment_prob": 0.5}']
 
 For each size (0: every group) and draw, a random subset of the dataset's structure groups
 (coreloss.evaluate.split_groups) is scored by group 5-fold CV of the default InverseModel
-(``--members``, ``--epochs``); pooled out-of-fold R2 and MAE per label. Answers: how much does a
+(``--members``, ``--epochs``; ``--params``: other InverseModel parameters, e.g. trees); pooled
+out-of-fold R2 and MAE per label. Answers: how much does a
 model gain from more structures, and what should the DFT dataset reach at a given size? Writes
 benchmarks/results/learning_curve_<data stem>.json (resumable: finished (size, draw) cells are
 kept) and prints a markdown table (mean and spread over draws).
@@ -44,7 +46,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=150)
+    ap.add_argument("--params", default="{}", help="JSON InverseModel parameters (e.g. arch et)")
     args = ap.parse_args()
+    params = json.loads(args.params)
     torch.set_num_threads(1)
     ds = load_dataset(args.data)
     groups = split_groups(ds)
@@ -54,17 +58,19 @@ def main() -> None:
     doc.update({"data": str(args.data), "n_sites": len(ds), "n_groups": int(len(uniq)),
                 "engine": ds.provenance.get("engine"),
                 "model": {"members": args.members, "epochs": args.epochs, "folds": args.folds}})
+    tag = f"m{args.members}e{args.epochs}f{args.folds}" + (f" {json.dumps(params, sort_keys=True)}" if params else "")
     for size in args.groups:
         n = len(uniq) if size <= 0 or size >= len(uniq) else size
         for draw in range(args.draws if n < len(uniq) else 1):
-            key = f"{n}/{draw}/m{args.members}e{args.epochs}f{args.folds}"
+            key = f"{n}/{draw}/{tag}"
             if key in doc["cells"]:
                 continue
             t0 = time.perf_counter()
             pick = np.random.default_rng(draw).choice(uniq, n, replace=False)
             rows = np.isin(groups, pick)
             res = cross_validate(ds.X[rows], ds.y[rows], groups[rows],
-                                 lambda: InverseModel(members=args.members, epochs=args.epochs, seed=draw),
+                                 lambda: InverseModel(members=args.members, epochs=args.epochs, seed=draw,
+                                                      **params),
                                  n_splits=args.folds)
             doc["cells"][key] = {"groups": n, "draw": draw, "sites": int(rows.sum()),
                                  "r2": {k: v["r2"] for k, v in res["pooled"].items()},
@@ -75,8 +81,7 @@ def main() -> None:
             print(f"{key}: {rows.sum()} sites, R2 " + " ".join(
                 f"{SHORT[k]} {v:.2f}" for k, v in doc["cells"][key]["r2"].items() if v is not None)
                 + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
-    tag = f"m{args.members}e{args.epochs}f{args.folds}"
-    print(f"\n{ds.provenance.get('engine')} ({args.data.name}): group {args.folds}-fold CV R2, mean (min-max) over draws\n")
+    print(f"\n{ds.provenance.get('engine')} ({args.data.name}): group {args.folds}-fold CV R2, mean (min-max) over draws, {tag}\n")
     print("| groups | sites | " + " | ".join(SHORT[n] for n in LABEL_NAMES) + " |\n|---|---|" + "---|" * 6)
     for n in sorted({c["groups"] for k, c in doc["cells"].items() if k.endswith(tag)}):
         cells = [c for k, c in doc["cells"].items() if k.endswith(tag) and c["groups"] == n]
