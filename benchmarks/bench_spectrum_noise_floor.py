@@ -115,7 +115,10 @@ def main() -> None:
                 "structure": ref["structure"], "cos_between_changes": _cos(d_this, d_ref),
                 "difference_over_this_change": float(np.linalg.norm(d_this - d_ref) / np.linalg.norm(d_this)),
                 "excitation_energy_change_other": ref["other_cell"]["label_differences"]["excitation_energy"]}
-    print(json.dumps({k: v for k, v in out.items() if k != "spectra"}, indent=1, default=str)[:4000])
+    brief = {k: v for k, v in out.items() if k not in ("spectra", "parameters")}
+    if "other_cell" in brief:
+        brief["other_cell"] = {k: v for k, v in brief["other_cell"].items() if k != "spectrum"}
+    print(json.dumps(brief, indent=1))
     cell = "" if args.other_cell is None else f"_c{args.other_cell:g}"
     path = ROOT / "benchmarks" / "results" / f"noise_floor_{args.structure}_s{len(sites)}{cell}.json"
     path.write_text(json.dumps(out, indent=1))
