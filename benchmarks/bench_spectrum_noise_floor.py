@@ -33,11 +33,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from coreloss.spectra import cosine_similarity  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cos(a, b):
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+def _cos(a, b) -> float:
+    return float(cosine_similarity(a, b)[0])
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from coreloss.dataset import load_dataset  # noqa: E402
-from coreloss.evaluate import cross_validate, split_groups  # noqa: E402
+from coreloss.evaluate import cross_validate, regression_metrics, split_groups  # noqa: E402
 from coreloss.labels import LABEL_NAMES  # noqa: E402
 from coreloss.models.baselines import fit_baseline  # noqa: E402
 
@@ -54,9 +54,8 @@ def structure_means(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def r2(true, pred) -> float:
-    ok = np.isfinite(true) & np.isfinite(pred)
-    t, p = true[ok], pred[ok]
-    return float(1 - np.sum((t - p) ** 2) / np.sum((t - t.mean()) ** 2))
+    """R2 of one column (NaN rows skipped), by :func:`coreloss.evaluate.regression_metrics`."""
+    return regression_metrics(np.asarray(true)[:, None], np.asarray(pred)[:, None], ["x"])["x"]["r2"]
 
 
 def ghost_check(ds, ids, Xm, multi) -> dict:

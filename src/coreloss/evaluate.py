@@ -120,6 +120,12 @@ def spectrum_metrics(true, pred, grid, reference=None) -> dict:
     return out
 
 
+def _predicted_mean(model, X) -> np.ndarray:
+    """``model.predict(X)``, or its first element (the mean) where it returns ``(mean, std)``."""
+    pred = model.predict(X)
+    return pred[0] if isinstance(pred, tuple) else pred
+
+
 def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progress: bool = False,
                    auxiliary=None, degraded: Callable | None = None) -> dict:
     """Group k-fold CV of ``make_model()`` (``fit(X, y, groups)`` then ``predict``; a tuple's first
@@ -144,12 +150,10 @@ def cross_validate(X, y, groups, make_model: Callable, n_splits: int = 5, progre
                 model.fit(X[tr], y[tr], groups=groups[tr])
             except TypeError:
                 model.fit(X[tr], y[tr])
-        pred = model.predict(X[te])
-        oof[te] = pred[0] if isinstance(pred, tuple) else pred
+        oof[te] = _predicted_mean(model, X[te])
         folds.append(regression_metrics(y[te], oof[te]))
         if degraded is not None:
-            pred = model.predict(degraded(X[te]))
-            oof_deg[te] = pred[0] if isinstance(pred, tuple) else pred
+            oof_deg[te] = _predicted_mean(model, degraded(X[te]))
         if progress:
             print(f"fold {k + 1}/{n_splits} done")
     out = {"n_splits": n_splits, "folds": folds, "pooled": regression_metrics(y, oof), "oof": oof}

@@ -19,7 +19,6 @@ import numpy as np
 from coreloss.errors import CorelossError
 from coreloss.evaluate import evaluate_inverse, spectrum_metrics, split_groups, test_mask
 from coreloss.fileio import atomic_write_bytes
-from coreloss.models.forest import FOREST_ARCHS
 
 #: ``progress(task, total)`` returns a callback called once per epoch (or None)
 ProgressFactory = Callable[[str, int], "Callable[[], None] | None"]
@@ -59,8 +58,8 @@ def train_and_evaluate(ds, inverse=None, forward=None, *, test_fraction: float =
     run = TrainedModels(None, None, split)
     if inverse is not None:
         inv = clone(inverse).set_params(grid=ds.grid)
-        what = f"{inv.n_trees} {inv.arch} trees" if inv.arch in FOREST_ARCHS else f"{inv.members} x {inv.arch}"
-        cb = progress(f"training {what}", inv.progress_steps(rows.y)) if progress else None
+        what, steps = inv.progress_task(rows.y)
+        cb = progress(f"training {what}", steps) if progress else None
         if auxiliary is not None:
             prov = {**prov, "auxiliary": auxiliary.record(int((~rows.primary).sum()))}
         inv.fit(rows.X, rows.y, groups=rows.groups, primary=None if auxiliary is None else rows.primary,

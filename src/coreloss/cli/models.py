@@ -77,9 +77,12 @@ def train(
     from coreloss.errors import CorelossError
     from coreloss.fileio import check_input_file, check_output_file
 
+    from coreloss.models.forest import FOREST_ARCHS
+    from coreloss.models.networks import ARCHITECTURES
+
     console = Console(stderr=True)
-    if arch not in ("mlp", "cnn", "et", "rf"):
-        raise CorelossError(f"--arch must be mlp, cnn, et or rf, not {arch!r}")
+    if arch not in ARCHITECTURES + FOREST_ARCHS:
+        raise CorelossError(f"--arch must be one of {', '.join(ARCHITECTURES + FOREST_ARCHS)}, not {arch!r}")
     try:
         hidden_t = tuple(int(h) for h in hidden.split(","))
     except ValueError:

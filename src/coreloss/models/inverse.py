@@ -142,10 +142,12 @@ class InverseModel(BaseEstimator):
                 raise CorelossError(f"init model {self.init}: {k} is {theirs[k]!r}, this model's is {mine[k]!r}")
         return pre
 
-    def progress_steps(self, y) -> int:
-        """How often :meth:`fit` on labels ``y`` calls ``progress``: once per member epoch, or once
-        per forest (label set) for trees."""
-        return len(label_sets(y)) if self.arch in FOREST_ARCHS else self.members * self.epochs
+    def progress_task(self, y) -> tuple[str, int]:
+        """``(what, steps)``: what :meth:`fit` on labels ``y`` trains, and how often it calls
+        ``progress``: once per member epoch, or once per forest (label set) for trees."""
+        if self.arch in FOREST_ARCHS:
+            return f"{self.n_trees} {self.arch} trees", len(label_sets(y))
+        return f"{self.members} x {self.arch}", self.members * self.epochs
 
     def make_augmenter(self) -> Augmenter:
         """The training-batch degradations (:class:`~coreloss.models.augment.Augmenter`)."""
