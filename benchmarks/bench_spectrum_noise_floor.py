@@ -61,7 +61,9 @@ def main() -> None:
     args = ap.parse_args()
     ds = load_dataset(args.data)
     params = {k: v for k, v in ds.provenance["parameters"].items() if k != "log_dir"}
-    rec = next(r for r in load_structures(args.structures) if r.id == args.structure)
+    rec = next((r for r in load_structures(args.structures) if r.id == args.structure), None)
+    if rec is None:
+        raise SystemExit(f"error: no structure {args.structure!r} in {args.structures}")
     st = rec.structure
     eq = SpacegroupAnalyzer(st).get_symmetrized_structure().equivalent_indices
     o_sets = [s for s in eq if st[s[0]].specie.symbol == "O"]
