@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=150)
-    ap.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    ap.add_argument("--arch", default="mlp", choices=("mlp", "cnn", "et"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds; R2 averaged over them")
     ap.add_argument("--out-suffix", default="", help="appended to the result file name")
     args = ap.parse_args()
